@@ -1,0 +1,82 @@
+"""Alignment templates as data, and warps that return their matrix.
+
+A template gives the five landmarks (left eye, right eye, nose, left mouth
+corner, right mouth corner) in a unit square. `warp_face` maps a face's
+detected landmarks onto a template with a similarity transform and returns the
+crop together with the 2×3 matrix, so paste-back can invert the same warp.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+# dlib's face chip (get_face_chip_details): its mean face shape at the eye
+# centres, nose tip and mouth corners. Used with a padding of 0.2 by the dlib
+# age and gender networks.
+TEMPLATES = {
+    "dlib_chip": np.array(
+        [[0.224152, 0.2119465], [0.75610125, 0.2119465], [0.490127, 0.628106], [0.254149, 0.780233], [0.726104, 0.780233]],
+        dtype=np.float64,
+    ),
+}
+
+
+def template_points(name: str, size: int, padding: float = 0.0) -> np.ndarray:
+    """A template's landmarks in pixels of a size×size crop with padding around the unit face."""
+    return (TEMPLATES[name] + padding) / (1 + 2 * padding) * size
+
+
+def estimate_similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares rotation, uniform scale and translation taking source points onto target points (Umeyama).
+
+    Returns:
+        2×3 float64 affine matrix.
+    """
+    source = np.asarray(source, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    source_centered, target_centered = source - source_mean, target - target_mean
+    covariance = target_centered.T @ source_centered / len(source)
+    u, singular, vt = np.linalg.svd(covariance)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1
+    rotation = u @ np.diag(sign) @ vt
+    variance = (source_centered**2).sum() / len(source)
+    scale = (singular * sign).sum() / variance if variance > 0 else 1.0
+    translation = target_mean - scale * rotation @ source_mean
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+def warp_face(
+    image: np.ndarray, landmarks: np.ndarray, template: str, size: int, padding: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crop a face aligned to a template.
+
+    A crop much smaller than the face is warped at a larger size first and then
+    area-averaged down, so that small crops are not aliased.
+
+    Args:
+        image: H×W×C photo.
+        landmarks: the face's five landmarks, 5×2 pixels.
+        template: a key of TEMPLATES.
+        size: side of the square crop in pixels.
+        padding: extra room around the template's unit face, as a fraction of it.
+
+    Returns:
+        (size×size×C crop, 2×3 matrix from photo pixels to crop pixels)
+    """
+    matrix = estimate_similarity(landmarks, template_points(template, size, padding))
+    scale = math.hypot(matrix[0, 0], matrix[1, 0])
+    oversample = max(1, math.ceil(0.5 / scale)) if scale > 0 else 1
+    if oversample == 1:
+        crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return crop, matrix
+    large = cv2.warpAffine(
+        image, matrix * [[oversample], [oversample]], (size * oversample, size * oversample),
+        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+    )
+    return cv2.resize(large, (size, size), interpolation=cv2.INTER_AREA), matrix

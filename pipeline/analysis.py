@@ -1,0 +1,146 @@
+"""The pipeline's two entry points: analyse a photo, and process it in a mode."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.detection import detect_faces
+from pipeline.errors import InvalidSelection, PipelineError, UnknownMode
+from pipeline.imageio import encode_photo, load_photo, suggest_format
+from pipeline.models import Models
+from pipeline.modes import MODE_NAMES, blur
+from pipeline.paste import paste_back
+from pipeline.selection import choose_main_subjects, reading_order
+from pipeline.sheet import render_contact_sheet
+from pipeline.types import Face
+
+CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+EXTENSIONS = {"jpeg": "jpg", "png": "png"}
+MODES_COMING = "this mode is not available in this version yet; blur works"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    width: int
+    height: int
+    faces: tuple[Face, ...]
+    default_keep: tuple[int, ...]
+    sheet_jpeg: bytes = field(default=b"", repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the sheet; `faces` follows DESIGN.md contract 1."""
+        return {
+            "image": {"width": self.width, "height": self.height},
+            "faces": [face.to_json() for face in self.faces],
+            "default_keep": list(self.default_keep),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Analysis":
+        return cls(
+            width=int(data["image"]["width"]),
+            height=int(data["image"]["height"]),
+            faces=tuple(Face.from_json(face) for face in data["faces"]),
+            default_keep=tuple(int(n) for n in data.get("default_keep", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    data: bytes = field(repr=False)
+    content_type: str
+    extension: str
+
+
+def find_faces(image: np.ndarray, models: Models) -> tuple[tuple[Face, ...], tuple[int, ...]]:
+    """Detect, estimate age and gender, and number the faces of an RGB photo.
+
+    Returns:
+        (faces in reading order numbered from 1, numbers of the main subjects to keep by default)
+    """
+    settings = models.settings
+    detections = detect_faces(image, models.detector, settings.detection_max_side, settings.detection_score)
+    detections = detections.subset(np.asarray(reading_order(detections.boxes), dtype=np.int64))
+    attributes = models.age_gender.estimate(image, detections.landmarks)
+    faces = tuple(
+        Face(
+            number=index + 1,
+            box=tuple(float(v) for v in box),
+            score=float(score),
+            landmarks=tuple((float(x), float(y)) for x, y in points),
+            gender=gender,
+            gender_score=gender_score,
+            age=age,
+        )
+        for index, (box, score, points, (gender, gender_score, age)) in enumerate(
+            zip(detections.boxes, detections.scores, detections.landmarks, attributes)
+        )
+    )
+    sharpness = [face_sharpness(image, face) for face in faces]
+    main = choose_main_subjects(detections.boxes, sharpness, (image.shape[1], image.shape[0]))
+    return faces, tuple(sorted(faces[i].number for i in main))
+
+
+def face_sharpness(image: np.ndarray, face: Face) -> float:
+    """Variance of the Laplacian over the face, resampled to 64×64: higher is sharper."""
+    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+    crop = image[max(0, y1) : max(y1 + 1, y2), max(0, x1) : max(x1 + 1, x2)]
+    gray = cv2.cvtColor(cv2.resize(crop, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def analyze_photo(data: bytes, models: Models) -> Analysis:
+    """Decode a photo, find its faces and draw the contact sheet.
+
+    Raises:
+        PhotoError: the photo cannot be used.
+    """
+    image = load_photo(data, models.settings.max_pixels)
+    faces, default_keep = find_faces(image, models)
+    sheet = render_contact_sheet(image, faces, default_keep)
+    return Analysis(image.shape[1], image.shape[0], faces, default_keep, sheet)
+
+
+def available_modes(models: Models) -> dict[str, str | None]:
+    """Each mode with None when it works, else why it does not."""
+    return {name: None if name == "blur" else MODES_COMING for name in MODE_NAMES}
+
+
+def change_faces(image: np.ndarray, faces: Sequence[Face], keep: Collection[int], mode: str, models: Models) -> np.ndarray:
+    """A copy of the photo with every face not in `keep` changed in `mode`; kept faces' pixels stay as they were."""
+    reason = available_modes(models).get(mode, f"unknown mode {mode!r}; choose one of {', '.join(MODE_NAMES)}")
+    if reason is not None:
+        raise UnknownMode(f"{mode}: {reason}" if mode in MODE_NAMES else reason, "mode_unavailable" if mode in MODE_NAMES else None)
+    numbers = {face.number for face in faces}
+    unknown = sorted(set(keep) - numbers)
+    if unknown:
+        raise InvalidSelection(f"there is no face {unknown[0]}; the faces are numbered 1 to {len(faces)}")
+    result = image.copy()
+    protect = np.zeros(image.shape[:2], dtype=bool)
+    for face in faces:
+        if face.number in keep:
+            x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+            protect[max(0, y1) : y2, max(0, x1) : x2] = True
+    for face in sorted((f for f in faces if f.number not in keep), key=lambda f: f.width * f.height):
+        paste_back(result, blur.apply(image, face, models.settings.blur_style), protect)
+    return result
+
+
+def process_photo(data: bytes, faces: Sequence[Face], keep: Collection[int], mode: str, models: Models) -> Result:
+    """Change every face not kept and encode the result without EXIF, PNG for PNG input, else JPEG.
+
+    Raises:
+        PipelineError: bad photo, unknown face number, or a mode that cannot run.
+    """
+    image = load_photo(data, models.settings.max_pixels)
+    changed = change_faces(image, faces, keep, mode, models)
+    fmt = suggest_format(data)
+    return Result(encode_photo(changed, fmt), CONTENT_TYPES[fmt], EXTENSIONS[fmt])
+
+
+__all__ = ["Analysis", "Result", "PipelineError", "analyze_photo", "process_photo", "available_modes", "find_faces", "change_faces"]

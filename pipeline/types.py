@@ -1,0 +1,58 @@
+"""Plain data passed between the pipeline's stages, and its JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Gender = Literal["female", "male"]
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in photo pixels
+Landmarks5 = tuple[tuple[float, float], ...]  # left eye, right eye, nose, left mouth, right mouth
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face, in pixels of the photo as the user sees it (EXIF applied).
+
+    `number` is the 1-based number shown on the contact sheet, in reading order.
+    """
+
+    number: int
+    box: Box
+    score: float
+    landmarks: Landmarks5
+    gender: Gender = "female"
+    gender_score: float = 0.5
+    age: float = 0.0
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    def to_json(self) -> dict[str, Any]:
+        """The face as DESIGN.md contract 1 writes it."""
+        return {
+            "number": self.number,
+            "box": [round(float(v), 1) for v in self.box],
+            "score": round(float(self.score), 4),
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
+            "gender": self.gender,
+            "gender_score": round(float(self.gender_score), 4),
+            "age": round(float(self.age), 1),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Face":
+        return cls(
+            number=int(data["number"]),
+            box=tuple(float(v) for v in data["box"]),
+            score=float(data["score"]),
+            landmarks=tuple((float(x), float(y)) for x, y in data["landmarks"]),
+            gender=data["gender"],
+            gender_score=float(data["gender_score"]),
+            age=float(data["age"]),
+        )
