@@ -16,7 +16,7 @@ from pipeline.models import Models
 from pipeline.modes import MODE_NAMES, blur
 from pipeline.paste import paste_back
 from pipeline.selection import choose_main_subjects, reading_order
-from pipeline.sheet import render_contact_sheet
+from pipeline.sheet import render_contact_sheet, render_face_crops
 from pipeline.types import Face
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
@@ -31,6 +31,7 @@ class Analysis:
     faces: tuple[Face, ...]
     default_keep: tuple[int, ...]
     sheet_jpeg: bytes = field(default=b"", repr=False)
+    thumbnails: tuple[bytes, ...] = field(default=(), repr=False)  # one square JPEG per face, in number order
 
     def to_json(self) -> dict[str, Any]:
         """Everything but the sheet; `faces` follows DESIGN.md contract 1."""
@@ -95,7 +96,7 @@ def face_sharpness(image: np.ndarray, face: Face) -> float:
 
 
 def analyze_photo(data: bytes, models: Models) -> Analysis:
-    """Decode a photo, find its faces and draw the contact sheet.
+    """Decode a photo, find its faces, draw the contact sheet and crop each face.
 
     Raises:
         PhotoError: the photo cannot be used.
@@ -103,7 +104,7 @@ def analyze_photo(data: bytes, models: Models) -> Analysis:
     image = load_photo(data, models.settings.max_pixels)
     faces, default_keep = find_faces(image, models)
     sheet = render_contact_sheet(image, faces, default_keep)
-    return Analysis(image.shape[1], image.shape[0], faces, default_keep, sheet)
+    return Analysis(image.shape[1], image.shape[0], faces, default_keep, sheet, render_face_crops(image, faces))
 
 
 def available_modes(models: Models) -> dict[str, str | None]:

@@ -26,9 +26,10 @@ AGE_CLASS_VALUES = np.array([0.25, *range(1, 81)], dtype=np.float32)
 
 
 class AgeGenderEstimator:
-    def __init__(self, age_onnx: Path, gender_onnx: Path):
+    def __init__(self, age_onnx: Path, gender_onnx: Path, cpu_threads: int = 0):
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        options.intra_op_num_threads = cpu_threads
         self.age_session = onnxruntime.InferenceSession(str(age_onnx), options, providers=["CPUExecutionProvider"])
         self.gender_session = onnxruntime.InferenceSession(str(gender_onnx), options, providers=["CPUExecutionProvider"])
 

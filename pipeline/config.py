@@ -30,6 +30,7 @@ class PipelineSettings:
     max_pixels: int = 40_000_000
     blur_style: str = "mosaic"
     weights_dir: str = "weights"
+    cpu_threads: int = 0  # 0: all cores
 
     @property
     def weights_path(self) -> Path:
@@ -59,8 +60,19 @@ class WorkerSettings:
 @dataclass(frozen=True)
 class TelegramSettings:
     base_url: str = "https://api.telegram.org/bot"
+    file_url: str = ""  # empty: base_url with its trailing "/bot" replaced by "/file/bot"
     max_file_bytes: int = 20_000_000
     token: str = ""
+    webhook_url: str = ""  # empty: long polling; else the public HTTPS URL Telegram posts updates to
+    webhook_secret: str = ""  # required with webhook_url; only from the environment
+
+    @property
+    def base_file_url(self) -> str:
+        """The Bot API file download URL (before the token)."""
+        if self.file_url:
+            return self.file_url
+        root = self.base_url[: -len("/bot")] if self.base_url.endswith("/bot") else self.base_url.rstrip("/")
+        return f"{root}/file/bot"
 
 
 @dataclass(frozen=True)
@@ -89,11 +101,15 @@ ENVIRONMENT_OVERRIDES = {
     ("pipeline", "detector"): "PIPELINE_DETECTOR",
     ("pipeline", "blur_style"): "PIPELINE_BLUR_STYLE",
     ("pipeline", "weights_dir"): "PIPELINE_WEIGHTS_DIR",
+    ("pipeline", "cpu_threads"): "PIPELINE_CPU_THREADS",
     ("storage", "ttl_seconds"): "STORAGE_TTL_SECONDS",
     ("redis", "url"): "REDIS_URL",
     ("workers", "device"): "WORKER_DEVICE",
     ("telegram", "base_url"): "TELEGRAM_API_BASE_URL",
+    ("telegram", "file_url"): "TELEGRAM_API_FILE_URL",
     ("telegram", "token"): "TELEGRAM_TOKEN",
+    ("telegram", "webhook_url"): "TELEGRAM_WEBHOOK_URL",
+    ("telegram", "webhook_secret"): "TELEGRAM_WEBHOOK_SECRET",
     ("kakao", "bot_id"): "KAKAO_BOT_ID",
     ("kakao", "skill_path"): "KAKAO_SKILL_PATH",
     ("kakao", "public_url"): "KAKAO_PUBLIC_URL",
@@ -102,7 +118,7 @@ ENVIRONMENT_OVERRIDES = {
     ("kakao", "image_hosts"): "KAKAO_IMAGE_HOSTS",
     ("kakao", "callback_hosts"): "KAKAO_CALLBACK_HOSTS",
 }
-SECRET_FIELDS = {("telegram", "token")}
+SECRET_FIELDS = {("telegram", "token"), ("telegram", "webhook_secret")}
 
 
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:

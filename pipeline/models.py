@@ -8,6 +8,7 @@ from pipeline import weights
 from pipeline.attributes import AgeGenderEstimator
 from pipeline.config import PipelineSettings
 from pipeline.detection import FaceDetector, create_detector
+from pipeline.errors import PipelineError
 
 
 @dataclass(frozen=True)
@@ -19,12 +20,27 @@ class Models:
 
 
 def resolve_device(device: str = "auto") -> str:
-    """`auto` becomes `cuda` when a GPU is present, else `cpu`."""
-    if device != "auto":
-        return device
+    """`auto` becomes `cuda` when torch sees a GPU, else `cpu`.
+
+    Raises:
+        PipelineError: CUDA was asked for and torch sees no GPU.
+    """
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PipelineError(f"device {device} was asked for, but torch sees no CUDA GPU", "no_gpu")
+    return device
+
+
+def limit_cpu_threads(count: int) -> None:
+    """Cap torch's and OpenCV's CPU threads; with N CPU workers on one machine, give each cores/N."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(count)
+    cv2.setNumThreads(count)
 
 
 def load_models(settings: PipelineSettings, device: str = "auto") -> Models:
@@ -34,10 +50,14 @@ def load_models(settings: PipelineSettings, device: str = "auto") -> Models:
         WeightsError: a needed weight file is missing or does not match the manifest.
     """
     device = resolve_device(device)
+    if settings.cpu_threads > 0:
+        limit_cpu_threads(settings.cpu_threads)
     folder = settings.weights_path
     return Models(
         settings=settings,
         device=device,
         detector=create_detector(settings.detector, folder, device),
-        age_gender=AgeGenderEstimator(weights.locate("age_gender_age", folder), weights.locate("age_gender_gender", folder)),
+        age_gender=AgeGenderEstimator(
+            weights.locate("age_gender_age", folder), weights.locate("age_gender_gender", folder), settings.cpu_threads
+        ),
     )

@@ -50,6 +50,9 @@ MIN_THUMB_PX = 64
 THUMB_MARGIN = 1.3
 """A thumbnail shows a square this many times the face box's longer side."""
 
+CARD_THUMB_PX = 256
+"""Side of the plain face crops that chats show one per card (Kakao's carousel)."""
+
 GAP_PX = 8
 """Space between thumbnails and around the grid, in pixels."""
 
@@ -268,6 +271,16 @@ def thumbnail_box(box: Box, margin: float = THUMB_MARGIN) -> Rect:
     left = int(round((x1 + x2) / 2 - side / 2))
     top = int(round((y1 + y2) / 2 - side / 2))
     return left, top, left + side, top + side
+
+
+def render_face_crops(image: np.ndarray, faces: Sequence[Face], tile_px: int = CARD_THUMB_PX) -> tuple[bytes, ...]:
+    """Each face as a plain square JPEG (no frame or number), for chats that show faces one per card."""
+    crops = []
+    for face in faces:
+        crop = _crop_padded(image, thumbnail_box(face.box))
+        interpolation = cv2.INTER_AREA if crop.shape[0] > tile_px else cv2.INTER_LINEAR
+        crops.append(encode_photo(cv2.resize(crop, (tile_px, tile_px), interpolation=interpolation), "jpeg", 90))
+    return tuple(crops)
 
 
 def render_thumbnail(image: np.ndarray, face: Face, keep: bool, tile_px: int) -> np.ndarray:

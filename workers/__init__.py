@@ -1,0 +1,5 @@
+"""The job queue between the chat adapters and the GPU/CPU workers.
+
+`workers.client.PhotoJobs` is what the bot calls; `python -m workers` runs one
+worker; `python -m workers.service` runs the whole service in one command.
+"""
