@@ -65,6 +65,7 @@ class TelegramSettings:
     token: str = ""
     webhook_url: str = ""  # empty: long polling; else the public HTTPS URL Telegram posts updates to
     webhook_secret: str = ""  # required with webhook_url; only from the environment
+    webhook_port: int = 8443  # where the bot serves the webhook (behind your HTTPS proxy)
 
     @property
     def base_file_url(self) -> str:
@@ -110,6 +111,7 @@ ENVIRONMENT_OVERRIDES = {
     ("telegram", "token"): "TELEGRAM_TOKEN",
     ("telegram", "webhook_url"): "TELEGRAM_WEBHOOK_URL",
     ("telegram", "webhook_secret"): "TELEGRAM_WEBHOOK_SECRET",
+    ("telegram", "webhook_port"): "TELEGRAM_WEBHOOK_PORT",
     ("kakao", "bot_id"): "KAKAO_BOT_ID",
     ("kakao", "skill_path"): "KAKAO_SKILL_PATH",
     ("kakao", "public_url"): "KAKAO_PUBLIC_URL",

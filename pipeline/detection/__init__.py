@@ -74,11 +74,7 @@ def detect_faces(
         if scale != base_scale:
             found = found.subset(np.nonzero((found.boxes[:, 2:] - found.boxes[:, :2]).max(axis=1) < SMALL_FACE_PIXELS)[0])
         passes.append(found.scaled(1.0 / scale))
-    detections = Detections(
-        np.concatenate([d.boxes for d in passes]).reshape(-1, 4),
-        np.concatenate([d.scores for d in passes]),
-        np.concatenate([d.landmarks for d in passes]).reshape(-1, 5, 2),
-    )
+    detections = Detections.concatenate(passes)
     if len(passes) > 1:
         detections = detections.subset(non_max_suppression(detections.boxes, detections.scores, MERGE_IOU))
     boxes = detections.boxes.copy()

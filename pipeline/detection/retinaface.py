@@ -12,7 +12,7 @@ network, in `decode_detections`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import product
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -228,15 +228,24 @@ def config_for_state_dict(state_dict: dict[str, torch.Tensor]) -> RetinaFaceConf
     return RESNET50_CONFIG if any(key.startswith("body.layer1.") for key in state_dict) else MOBILENET_CONFIG
 
 
+@lru_cache(maxsize=8)
 def prior_boxes(config: RetinaFaceConfig, height: int, width: int) -> np.ndarray:
-    """Anchors as (cx, cy, w, h), normalised to the input size, in the network's output order."""
-    anchors = []
+    """Anchors as (cx, cy, w, h), normalised to the input size, in the network's output order.
+
+    Cached for the few input sizes seen last; treat the result as read-only.
+    """
+    levels = []
     for step, min_sizes in zip(config.steps, config.min_sizes):
         rows, cols = int(np.ceil(height / step)), int(np.ceil(width / step))
-        for i, j in product(range(rows), range(cols)):
-            for min_size in min_sizes:
-                anchors.append(((j + 0.5) * step / width, (i + 0.5) * step / height, min_size / width, min_size / height))
-    return np.asarray(anchors, dtype=np.float32).reshape(-1, 4)
+        center_y, center_x = np.meshgrid(
+            (np.arange(rows) + 0.5) * step / height, (np.arange(cols) + 0.5) * step / width, indexing="ij"
+        )
+        sizes = [
+            np.stack([center_x, center_y, np.full_like(center_x, size / width), np.full_like(center_x, size / height)], axis=-1)
+            for size in min_sizes
+        ]
+        levels.append(np.stack(sizes, axis=2).reshape(-1, 4))  # row, column, anchor size: the network's order
+    return np.concatenate(levels).astype(np.float32)
 
 
 def decode_detections(
@@ -262,7 +271,6 @@ class RetinaFaceDetector:
         self.network = network
         self.device = device
         self.nms_iou = nms_iou
-        self._priors: dict[tuple[int, int], np.ndarray] = {}
 
     def detect(self, image: np.ndarray, score_threshold: float) -> Detections:
         """Faces in an H×W×3 uint8 RGB array, in that array's pixels."""
@@ -271,9 +279,7 @@ class RetinaFaceDetector:
         batch = torch.from_numpy(np.ascontiguousarray(bgr.transpose(2, 0, 1)))[None].to(self.device)
         with torch.inference_mode():
             boxes, scores, landmarks = (t[0].float().cpu().numpy() for t in self.network(batch))
-        priors = self._priors.get((height, width))
-        if priors is None:
-            priors = self._priors.setdefault((height, width), prior_boxes(self.network.config, height, width))
+        priors = prior_boxes(self.network.config, height, width)
         corners, face_scores, points = decode_detections(boxes, scores, landmarks, priors, self.network.config)
         chosen = face_scores >= score_threshold
         scale = np.asarray([width, height], dtype=np.float32)

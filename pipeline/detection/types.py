@@ -25,5 +25,13 @@ class Detections:
     def scaled(self, factor: float) -> "Detections":
         return Detections(self.boxes * factor, self.scores, self.landmarks * factor)
 
+    @classmethod
+    def concatenate(cls, parts: list["Detections"]) -> "Detections":
+        return cls(
+            np.concatenate([part.boxes for part in parts]).reshape(-1, 4),
+            np.concatenate([part.scores for part in parts]),
+            np.concatenate([part.landmarks for part in parts]).reshape(-1, 5, 2),
+        )
+
     def subset(self, indices: np.ndarray) -> "Detections":
         return Detections(self.boxes[indices], self.scores[indices], self.landmarks[indices])
