@@ -14,12 +14,11 @@ import argparse
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its queue.py would shadow the stdlib
 
 from pipeline import load_config  # noqa: E402
 from pipeline.detection import create_detector, detect_faces  # noqa: E402

@@ -3,6 +3,7 @@
     python -m pipeline detect IMAGE --json [--sheet OUT.jpg]
     python -m pipeline process IMAGE --keep 1,3|all|none --mode blur -o OUT
     python -m pipeline weights status
+    python -m pipeline pool build    (replace mode's donor pool; otherwise built on first use)
 
 Exit 0 on success; on bad input exit 2 with one line on stderr, no traceback.
 """
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("-o", "--output", type=Path, required=True)
     weights = commands.add_parser("weights", help="model files")
     weights.add_argument("action", choices=["status"])
+    pool = commands.add_parser("pool", help="replace mode's donor pool")
+    pool.add_argument("action", choices=["build"])
     return parser
 
 
@@ -101,13 +104,34 @@ def run_weights(args: argparse.Namespace) -> None:
             print(f"{'':26s} fetch: {entry.fetch_command()}")
 
 
+def run_pool(args: argparse.Namespace) -> None:
+    import time
+
+    from pipeline import load_config, load_models
+    from pipeline.modes.replace.pool import build_pool, openpeople_folder
+    from pipeline.modes.replace.resources import ReplaceUnavailable
+
+    models = load_models(load_config().pipeline, "auto")
+    reason = models.replace.unavailable_reason()
+    source = openpeople_folder()
+    if reason is not None or source is None:
+        raise ReplaceUnavailable(f"cannot build the donor pool: {reason or 'the openpeople package is not installed'}")
+    import dlib
+
+    from pipeline.weights import locate
+
+    started = time.monotonic()
+    build_pool(models.replace.pool_folder, source, models.detector, dlib.shape_predictor(str(locate("dlib_landmarks68"))))
+    print(f"donor pool written to {models.replace.pool_folder} in {time.monotonic() - started:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     from pipeline.errors import PipelineError
 
     try:
-        {"detect": run_detect, "process": run_process, "weights": run_weights}[args.command](args)
+        {"detect": run_detect, "process": run_process, "weights": run_weights, "pool": run_pool}[args.command](args)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

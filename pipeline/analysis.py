@@ -13,7 +13,8 @@ from pipeline.detection import detect_faces
 from pipeline.errors import InvalidSelection, PipelineError, UnknownMode
 from pipeline.imageio import encode_photo, load_photo, suggest_format
 from pipeline.models import Models
-from pipeline.modes import MODE_NAMES, blur
+from pipeline.modes import MODE_NAMES, FaceReport, blur
+from pipeline.modes import replace as replace_mode
 from pipeline.paste import paste_back
 from pipeline.selection import choose_main_subjects, reading_order
 from pipeline.sheet import render_contact_sheet, render_face_crops
@@ -22,6 +23,7 @@ from pipeline.types import Face
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 MODES_COMING = "this mode is not available in this version yet; blur works"
+MODE_STARTERS = {"blur": blur.start, "replace": replace_mode.start}  # start(image, faces, keep, models) -> FaceChanger
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,31 @@ def analyze_photo(data: bytes, models: Models) -> Analysis:
 
 
 def available_modes(models: Models) -> dict[str, str | None]:
-    """Each mode with None when it works, else why it does not."""
-    return {name: None if name == "blur" else MODES_COMING for name in MODE_NAMES}
+    """Each mode with None when it works, else why it does not (replace: checks its files, loads nothing big)."""
+    return {name: mode_unavailable_reason(name, models) for name in MODE_NAMES}
+
+
+def mode_unavailable_reason(mode: str, models: Models) -> str | None:
+    """None when `mode` works, else why not; only the asked mode is checked, so blur never waits on replace's files."""
+    if mode == "blur":
+        return None
+    if mode == "replace":
+        return models.replace.unavailable_reason() if models.replace is not None else "replace mode's models are not loaded"
+    if mode in MODE_NAMES:
+        return MODES_COMING
+    return f"unknown mode {mode!r}; choose one of {', '.join(MODE_NAMES)}"
 
 
 def change_faces(image: np.ndarray, faces: Sequence[Face], keep: Collection[int], mode: str, models: Models) -> np.ndarray:
     """A copy of the photo with every face not in `keep` changed in `mode`; kept faces' pixels stay as they were."""
-    reason = available_modes(models).get(mode, f"unknown mode {mode!r}; choose one of {', '.join(MODE_NAMES)}")
+    return change_faces_reported(image, faces, keep, mode, models)[0]
+
+
+def change_faces_reported(
+    image: np.ndarray, faces: Sequence[Face], keep: Collection[int], mode: str, models: Models
+) -> tuple[np.ndarray, list[FaceReport]]:
+    """Like `change_faces`, also returning what was done to each changed face (replace may fall back to blur)."""
+    reason = mode_unavailable_reason(mode, models)
     if reason is not None:
         raise UnknownMode(f"{mode}: {reason}" if mode in MODE_NAMES else reason, "mode_unavailable" if mode in MODE_NAMES else None)
     numbers = {face.number for face in faces}
@@ -127,9 +147,10 @@ def change_faces(image: np.ndarray, faces: Sequence[Face], keep: Collection[int]
         if face.number in keep:
             x1, y1, x2, y2 = (int(round(v)) for v in face.box)
             protect[max(0, y1) : y2, max(0, x1) : x2] = True
+    changer = MODE_STARTERS[mode](image, faces, keep, models)
     for face in sorted((f for f in faces if f.number not in keep), key=lambda f: f.width * f.height):
-        paste_back(result, blur.apply(image, face, models.settings.blur_style), protect)
-    return result
+        paste_back(result, changer.apply(face), protect)
+    return result, sorted(changer.reports, key=lambda report: report.number)
 
 
 def process_photo(data: bytes, faces: Sequence[Face], keep: Collection[int], mode: str, models: Models) -> Result:
@@ -144,4 +165,4 @@ def process_photo(data: bytes, faces: Sequence[Face], keep: Collection[int], mod
     return Result(encode_photo(changed, fmt), CONTENT_TYPES[fmt], EXTENSIONS[fmt])
 
 
-__all__ = ["Analysis", "Result", "PipelineError", "analyze_photo", "process_photo", "available_modes", "find_faces", "change_faces"]
+__all__ = ["Analysis", "Result", "PipelineError", "analyze_photo", "process_photo", "available_modes", "find_faces", "change_faces", "change_faces_reported"]

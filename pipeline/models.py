@@ -9,6 +9,7 @@ from pipeline.attributes import AgeGenderEstimator
 from pipeline.config import PipelineSettings
 from pipeline.detection import FaceDetector, create_detector
 from pipeline.errors import PipelineError
+from pipeline.modes.replace.resources import ReplaceResources
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Models:
     device: str
     detector: FaceDetector
     age_gender: AgeGenderEstimator
+    replace: ReplaceResources | None = None  # replace mode's models, loaded on first use
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -53,11 +55,13 @@ def load_models(settings: PipelineSettings, device: str = "auto") -> Models:
     if settings.cpu_threads > 0:
         limit_cpu_threads(settings.cpu_threads)
     folder = settings.weights_path
+    detector = create_detector(settings.detector, folder, device)
     return Models(
         settings=settings,
         device=device,
-        detector=create_detector(settings.detector, folder, device),
+        detector=detector,
         age_gender=AgeGenderEstimator(
             weights.locate("age_gender_age", folder), weights.locate("age_gender_gender", folder), settings.cpu_threads
         ),
+        replace=ReplaceResources(folder, detector),
     )

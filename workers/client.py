@@ -27,7 +27,8 @@ from typing import Collection
 from redis import Redis
 from redis.exceptions import WatchError
 from rq import Queue, Retry
-from rq.job import JobStatus
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from pipeline import Analysis
 from pipeline.config import Config
@@ -41,9 +42,6 @@ logger = logging.getLogger(__name__)
 
 JOB_FUNCTIONS = {JobKind.ANALYZE: "workers.jobs.analyze", JobKind.PROCESS: "workers.jobs.process"}
 ACTIVE_RQ_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
-MODES_KEY = "faceprivacy:modes"
-"""Redis key where workers publish, at start-up, which modes they can run (JSON: mode -> None or reason)."""
-DEFAULT_MODES: dict[str, str | None] = {"blur": None, "replace": "not available yet", "unmask": "not available yet"}
 
 
 class JobState(str, Enum):
@@ -261,21 +259,6 @@ class PhotoJobs:
             raise NotReady("the photo has not been processed")
         return ResultFile(data=data, content_type=outcome["content_type"], extension=outcome["extension"])
 
-    def available_modes(self) -> dict[str, str | None]:
-        """Each mode with None when the workers can run it, else why not.
-
-        Read from `MODES_KEY`, which workers write at start-up; until one has,
-        only blur (which needs no weights) counts as available.
-        """
-        raw = self.connection.get(MODES_KEY)
-        try:
-            modes = json.loads(raw) if raw else None
-        except ValueError:
-            modes = None
-        if not isinstance(modes, dict):
-            return dict(DEFAULT_MODES)
-        return {str(mode): None if reason is None else str(reason) for mode, reason in modes.items()}
-
     def cancel(self, owner: str) -> bool:
         """Cancel the owner's queued or running job and delete its photo.
 
@@ -356,8 +339,11 @@ class PhotoJobs:
 
     def _is_active(self, job_id: str) -> bool:
         """A claimed job is active until it ends; a missing one is still being enqueued."""
-        job = self.queue.fetch_job(job_id)
-        return job is None or job.get_status(refresh=False) in ACTIVE_RQ_STATES
+        try:
+            job = Job.fetch(job_id, connection=self.connection, serializer=self.queue.serializer)
+        except NoSuchJobError:
+            return True
+        return job.get_status(refresh=False) in ACTIVE_RQ_STATES
 
     def _enqueue(self, owner: str, kind: JobKind, job_id: str, photo_id: str, *args) -> None:
         """Queue the job the owner has claimed; the claim is released if that fails."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.modes import ModeOutput
+from pipeline.modes import FaceReport, ModeOutput
 from pipeline.regions import face_bounds, face_mask, face_scale
 from pipeline.types import Face
 
@@ -43,3 +43,21 @@ def pixelate(region: np.ndarray, cell: int) -> np.ndarray:
     height, width = region.shape[:2]
     small = cv2.resize(region, (max(1, round(width / cell)), max(1, round(height / cell))), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+class BlurChanger:
+    """Blur mode behind the per-photo signature (`start`): every face is blurred the same way."""
+
+    def __init__(self, image: np.ndarray, style: str):
+        self.image = image
+        self.style = style
+        self.reports: list = []
+
+    def apply(self, face: Face) -> ModeOutput:
+        self.reports.append(FaceReport(number=face.number, mode="blur"))
+        return apply(self.image, face, self.style)
+
+
+def start(image: np.ndarray, faces, keep, models) -> BlurChanger:
+    """Begin blurring one photo's faces."""
+    return BlurChanger(image, models.settings.blur_style)

@@ -1,0 +1,151 @@
+"""Make donor pixels look as if they were taken with the target's camera and light (plain numpy/OpenCV).
+
+- `transfer_colour`: LAB chroma mean/std from the target's visible skin; lightness
+  follows the target's low-frequency shading (the ratio of blurred lightness), so
+  the light's direction and falloff are the target's, the fine detail the donor's.
+- `match_sharpness`: the donor is brought down to the target's resolution and blur,
+  and gets the target's grain, so a sharp face never sits in a soft photo.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+LIGHT_SIGMA = 0.2  # low-frequency light, Gaussian sigma as a fraction of the face size
+CHROMA_STD_LIMITS = (0.7, 1.4)  # how much contrast (L, a, b) may be stretched or squeezed
+SKIN_SPREAD_LIMITS = (2.5, 5.0)  # robust chroma spread of the reference skin, LAB units
+SKIN_DISTANCE = (2.0, 3.5)  # chroma distance in spreads: fully skin below the first, not skin above the second
+BLUR_STEPS = (0.0, 0.5, 0.8, 1.2, 1.7, 2.4)  # candidate Gaussian sigmas, in target pixels
+
+
+def masked_stats(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation per channel of h×w×C values under h×w weights."""
+    weights = weights.astype(np.float64)
+    total = max(weights.sum(), 1e-6)
+    mean = (values * weights[..., None]).reshape(-1, values.shape[-1]).sum(axis=0) / total
+    variance = (((values - mean) ** 2) * weights[..., None]).reshape(-1, values.shape[-1]).sum(axis=0) / total
+    return mean, np.sqrt(variance)
+
+
+def masked_blur(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Normalised Gaussian blur of h×w values that only averages pixels with weight (no bleeding from outside)."""
+    weights = weights.astype(np.float32)
+    numerator = cv2.GaussianBlur(values.astype(np.float32) * weights, (0, 0), sigma)
+    denominator = cv2.GaussianBlur(weights, (0, 0), sigma)
+    return numerator / np.maximum(denominator, 1e-3)
+
+
+def to_lab(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+
+def from_lab(lab: np.ndarray) -> np.ndarray:
+    rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
+    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def transfer_colour(
+    donor: np.ndarray, target: np.ndarray, donor_skin: np.ndarray, target_skin: np.ndarray, face_size: float
+) -> np.ndarray:
+    """The donor recoloured and relit like the target.
+
+    Args:
+        donor: h×w×3 uint8 RGB donor, already warped onto the target.
+        target: h×w×3 uint8 RGB target crop.
+        donor_skin: h×w weights of the donor's skin (where its statistics come from).
+        target_skin: h×w weights of the target's visible skin.
+        face_size: the face's size in pixels of this crop (sets the light's scale).
+    """
+    donor_lab, target_lab = to_lab(donor), to_lab(target)
+    donor_mean, donor_std = masked_stats(donor_lab, donor_skin)
+    target_mean, target_std = masked_stats(target_lab, target_skin)
+    out = donor_lab.copy()
+    for channel in (1, 2):
+        ratio = np.clip(target_std[channel] / max(donor_std[channel], 1e-3), *CHROMA_STD_LIMITS)
+        out[..., channel] = (donor_lab[..., channel] - donor_mean[channel]) * ratio + target_mean[channel]
+    ratio = np.clip(target_std[0] / max(donor_std[0], 1e-3), *CHROMA_STD_LIMITS)
+    lightness = (donor_lab[..., 0] - donor_mean[0]) * ratio + target_mean[0]
+    # The target's light: its skin's low-frequency lightness relative to its mean. Only the
+    # target's skin is measured, so a donor's dark beard is never "corrected" towards grey.
+    sigma = max(1.0, LIGHT_SIGMA * face_size)
+    shading = masked_blur(target_lab[..., 0], target_skin, sigma) / max(target_mean[0], 1.0)
+    out[..., 0] = np.clip(lightness * np.clip(shading, 0.5, 1.6), 0, 100)
+    return from_lab(out)
+
+
+def gradient_energy(gray: np.ndarray, weights: np.ndarray) -> float:
+    """Mean gradient magnitude under the weights: a sharpness measure."""
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    magnitude = np.sqrt(gx * gx + gy * gy)
+    return float((magnitude * weights).sum() / max(weights.sum(), 1e-6))
+
+
+def noise_level(gray: np.ndarray, weights: np.ndarray) -> float:
+    """Robust standard deviation of the fine residual (image minus a slight blur) under the weights."""
+    residual = gray - cv2.GaussianBlur(gray, (0, 0), 1.0)
+    values = np.abs(residual[weights > 0.5])
+    return float(1.4826 * np.median(values)) if values.size else 0.0
+
+
+def match_sharpness(
+    donor: np.ndarray, target: np.ndarray, weights: np.ndarray, work_scale: float, seed: int = 0
+) -> np.ndarray:
+    """The donor with the target's resolution, blur and grain.
+
+    Args:
+        donor: h×w×3 uint8, already warped and recoloured, in work-crop pixels.
+        target: h×w×3 uint8 target crop in the same pixels.
+        weights: h×w weights where sharpness is compared: plain skin (the eye band), so a
+            donor's beard or wrinkles do not read as extra sharpness.
+        work_scale: work-crop pixels per photo pixel (above 1 for small faces that were upscaled).
+        seed: noise seed, so results are reproducible.
+    """
+    height, width = donor.shape[:2]
+    if work_scale > 1.0:
+        small = (max(1, round(width / work_scale)), max(1, round(height / work_scale)))
+        donor = cv2.resize(cv2.resize(donor, small, interpolation=cv2.INTER_AREA), (width, height), interpolation=cv2.INTER_LINEAR)
+    target_gray = cv2.cvtColor(target, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    target_energy = gradient_energy(target_gray, weights)
+    pixel = max(1.0, work_scale)
+    best = donor
+    for sigma in BLUR_STEPS:
+        candidate = donor if sigma == 0 else cv2.GaussianBlur(donor, (0, 0), sigma * pixel)
+        best = candidate
+        if gradient_energy(cv2.cvtColor(candidate, cv2.COLOR_RGB2GRAY).astype(np.float32), weights) <= 1.05 * target_energy:
+            break
+    target_noise = noise_level(target_gray, weights)
+    donor_noise = noise_level(cv2.cvtColor(best, cv2.COLOR_RGB2GRAY).astype(np.float32), weights)
+    extra = np.sqrt(max(0.0, target_noise**2 - donor_noise**2))
+    if extra > 0.5:
+        grain = np.random.default_rng(seed).normal(0.0, extra, (height // max(1, round(pixel)) + 1, width // max(1, round(pixel)) + 1))
+        grain = cv2.resize(grain.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)
+        best = np.clip(best.astype(np.float32) + grain[..., None], 0, 255).astype(np.uint8)
+    return best
+
+
+def skin_visibility(target: np.ndarray, reference: np.ndarray, allowed: np.ndarray, face_size: float) -> np.ndarray:
+    """Float mask in [0, 1]: 1 where the target shows its own skin, 0 where something else covers the face.
+
+    A pixel counts as skin when its chroma (LAB a, b) is close to the chroma of
+    the reference region (the band between brows and nose, rarely covered);
+    lightness is ignored so shadows are not mistaken for occluders. `allowed`
+    (eyes, brows, lips) is always visible. Crude: a hand of the same skin colour
+    is not found.
+    """
+    lab = to_lab(target)
+    chroma = lab[..., 1:]
+    ref = chroma[reference > 0.5]
+    if ref.shape[0] < 8:
+        return np.ones(target.shape[:2], dtype=np.float32)
+    centre = np.median(ref, axis=0)
+    spread = float(np.clip(1.4826 * np.median(np.hypot(*(ref - centre).T)), *SKIN_SPREAD_LIMITS))
+    distance = np.hypot(*(chroma - centre).transpose(2, 0, 1)) / spread
+    visible = np.clip((SKIN_DISTANCE[1] - distance) / (SKIN_DISTANCE[1] - SKIN_DISTANCE[0]), 0.0, 1.0).astype(np.float32)
+    # Occluders are blobs, not single pixels: clean up, then soften.
+    radius = max(1, int(round(0.03 * face_size)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    visible = cv2.morphologyEx(visible, cv2.MORPH_CLOSE, kernel)
+    visible = np.maximum(visible, allowed.astype(np.float32))
+    return cv2.GaussianBlur(visible, (0, 0), max(1.0, 0.04 * face_size))

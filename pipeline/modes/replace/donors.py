@@ -1,0 +1,180 @@
+"""The donor pool: a folder of face crops of people who do not exist, and the choice of a donor.
+
+Pool format (a directory, so other sources can be added later):
+
+    donor_pool/
+      index.json   {"format": 1, "sources": {...}, "donors": [entry, ...]}
+      faces/<id>.jpg   one aligned crop per entry
+
+Each entry: `id`, `identity` (one synthetic person), `source`, `file`,
+`gender`, `age`, `landmarks` (68×2 in crop pixels), `yaw`, `roll_degrees`,
+`mouth_open`, `smile`, `skin_lab` (median L, a, b of the eye band), `size_px`
+(eye-to-mouth distance in the original picture: how sharp the crop is).
+
+`rank_donors` is pure: it orders candidates for one target face, best first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.modes.replace.landmarks import FaceFeatures
+
+POOL_FORMAT = 1
+
+# Cost weights of `rank_donors`; a cost of 1 is roughly "10 years of age".
+AGE_COST_PER_YEAR = 0.1
+YAW_COST = 4.0  # per unit of yaw (-1..1)
+MOUTH_COST = 3.0  # per unit of mouth openness
+SMILE_COST = 1.0  # per unit of smile (mouth width / eye distance)
+LIGHTNESS_COST_PER_UNIT = 0.03  # per LAB L unit of skin lightness
+CHROMA_COST_PER_UNIT = 0.03  # per LAB a/b unit of skin chroma
+SOFT_DONOR_COST = 1.0  # donor photographed smaller than the target will be shown
+REUSED_IDENTITY_COST = 100.0  # per earlier use of this synthetic person in the same photo
+REUSED_IMAGE_COST = 1000.0  # per earlier use of this exact crop (and flip) in the same photo
+OTHER_GENDER_COST = 10_000.0  # only when the pool has nobody of the target's gender
+
+
+@dataclass(frozen=True)
+class Donor:
+    """One face crop of the pool."""
+
+    id: str
+    identity: str
+    source: str
+    file: str
+    gender: str
+    age: float
+    landmarks: tuple[tuple[float, float], ...]
+    yaw: float
+    roll_degrees: float
+    mouth_open: float
+    smile: float
+    skin_lab: tuple[float, float, float]
+    size_px: float
+
+    def to_json(self) -> dict:
+        data = dict(self.__dict__)
+        data["landmarks"] = [[round(x, 2), round(y, 2)] for x, y in self.landmarks]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Donor":
+        values = dict(data)
+        values["landmarks"] = tuple((float(x), float(y)) for x, y in data["landmarks"])
+        values["skin_lab"] = tuple(float(v) for v in data["skin_lab"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class DonorPool:
+    folder: Path
+    donors: tuple[Donor, ...]
+    sources: dict = field(default_factory=dict)
+
+    def image_path(self, donor: Donor) -> Path:
+        return self.folder / donor.file
+
+
+@dataclass(frozen=True)
+class Target:
+    """What donor choice needs to know about the face being replaced."""
+
+    gender: str
+    age: float
+    features: FaceFeatures
+    skin_lab: tuple[float, float, float]
+    size_px: float  # eye-to-mouth distance as the face will be shown (photo pixels)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    donor: Donor
+    flip: bool  # use the donor mirrored left-right
+    cost: float
+
+    @property
+    def key(self) -> tuple[str, bool]:
+        return (self.donor.id, self.flip)
+
+
+def read_pool(folder: Path) -> DonorPool:
+    """Load a pool's index.
+
+    Raises:
+        FileNotFoundError: there is no index.json.
+        ValueError: the index has another format.
+    """
+    data = json.loads((Path(folder) / "index.json").read_text(encoding="utf-8"))
+    if data.get("format") != POOL_FORMAT:
+        raise ValueError(f"donor pool format {data.get('format')!r}, expected {POOL_FORMAT}")
+    return DonorPool(Path(folder), tuple(Donor.from_json(entry) for entry in data["donors"]), data.get("sources", {}))
+
+
+def write_pool_index(folder: Path, donors: list[Donor], sources: dict) -> None:
+    document = {"format": POOL_FORMAT, "sources": sources, "donors": [donor.to_json() for donor in donors]}
+    (Path(folder) / "index.json").write_text(json.dumps(document, indent=1), encoding="utf-8")
+
+
+def donor_cost(donor: Donor, flip: bool, target: Target) -> float:
+    """How badly this donor (mirrored or not) fits the target, ignoring reuse; lower is better."""
+    yaw = -donor.yaw if flip else donor.yaw
+    cost = AGE_COST_PER_YEAR * abs(donor.age - target.age)
+    cost += YAW_COST * abs(yaw - target.features.yaw)
+    cost += MOUTH_COST * abs(donor.mouth_open - target.features.mouth_open)
+    cost += SMILE_COST * abs(donor.smile - target.features.smile)
+    cost += LIGHTNESS_COST_PER_UNIT * abs(donor.skin_lab[0] - target.skin_lab[0])
+    cost += CHROMA_COST_PER_UNIT * math.hypot(donor.skin_lab[1] - target.skin_lab[1], donor.skin_lab[2] - target.skin_lab[2])
+    if donor.size_px < 0.8 * target.size_px:
+        cost += SOFT_DONOR_COST
+    if donor.gender != target.gender:
+        cost += OTHER_GENDER_COST
+    return cost
+
+
+def rank_donors(
+    donors: tuple[Donor, ...] | list[Donor],
+    target: Target,
+    used_identities: Counter | None = None,
+    used_images: Counter | None = None,
+) -> list[Candidate]:
+    """Every (donor, flip) for the target, best first.
+
+    Only donors of the target's gender are offered, unless the pool has none.
+    Within a photo, a synthetic person already used ranks after every unused one
+    (so identities repeat only once all of that gender are used), and an exact
+    crop already used ranks after every crop not yet used.
+
+    Args:
+        donors: the pool's entries.
+        target: the face to replace.
+        used_identities: how often each identity was already used in this photo.
+        used_images: how often each (donor id, flip) was already used in this photo.
+    """
+    used_identities = used_identities or Counter()
+    used_images = used_images or Counter()
+    same_gender = [d for d in donors if d.gender == target.gender]
+    offered = same_gender or list(donors)
+    candidates = []
+    for donor in offered:
+        for flip in (False, True):
+            cost = donor_cost(donor, flip, target)
+            cost += REUSED_IDENTITY_COST * used_identities[donor.identity]
+            cost += REUSED_IMAGE_COST * used_images[(donor.id, flip)]
+            candidates.append(Candidate(donor, flip, cost))
+    candidates.sort(key=lambda c: (c.cost, c.donor.id, c.flip))
+    return candidates
+
+
+def median_skin_lab(lab: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:
+    """Median L, a, b (L 0..100) of pixels where weights > 0.5; mid-grey skin when there are none."""
+    values = lab[weights > 0.5]
+    if values.shape[0] == 0:
+        return (60.0, 12.0, 16.0)
+    return tuple(float(v) for v in np.median(values, axis=0))

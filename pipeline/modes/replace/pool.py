@@ -1,0 +1,195 @@
+"""Build the donor pool from the `openpeople` package (10 synthetic people, MIT), once, and cache it.
+
+Each person's studio portrait, selfie, expression sheet and face-angle sheet are
+searched with our own detector; every usable face gets dlib's 68 landmarks, is
+aligned into a square crop and indexed by gender, age, pose, expression and
+skin tone (see `donors.py` for the format). The pool is written to a temporary
+folder and renamed into place, so two workers building at once never see half
+a pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from pipeline.align import estimate_similarity, template_points
+from pipeline.detection import FaceDetector, detect_faces
+from pipeline.modes.replace.colour import to_lab
+from pipeline.modes.replace.donors import Donor, DonorPool, median_skin_lab, read_pool, write_pool_index
+from pipeline.modes.replace.landmarks import (
+    dlib_box_from_five, eye_band, eye_ratio, face_features, find_landmarks68, five_from_68, landmark_disagreement,
+)
+
+log = logging.getLogger(__name__)
+
+OPENPEOPLE_PACKAGE = "openpeople"
+OPENPEOPLE_VERSION = "0.1.2"
+OPENPEOPLE_ASSETS = ("studio_portrait.jpg", "amateur_selfie.jpg", "emotions_sheet.jpg", "character_sheet.jpg")
+CROP_SIZE = 384  # side of a pool crop in pixels
+CROP_PADDING = 0.55  # room around dlib's unit face in a crop (keeps forehead, jaw and the warp's frame ring)
+MIN_SCORE = 0.8  # detector score a donor face needs
+MIN_SIZE_PX = 24.0  # eye-to-mouth distance a donor face needs, in its picture
+MAX_YAW = 0.6  # profiles are skipped: the 68-point model and the warp need both eyes
+DETECTION_MAX_SIDE = 2400  # search sheets at full size: their faces are small
+MIN_EYE_RATIO = 0.8  # five-point eye distance / eye-to-mouth below this is a profile view
+MAX_DISAGREEMENT = 0.25  # dlib's fit vs the detector's five points, in eye-to-mouth distances
+SINGLE_FACE_ASSETS = ("studio_portrait.jpg", "amateur_selfie.jpg")  # one person: keep the largest face only
+# The expression sheet is a 4×4 grid in the same order for everyone; these cells
+# have a hand on the face, closed eyes or a tongue out, and are not used.
+EMOTION_GRID = (
+    ("neutral", "happy", "sad", "angry"),
+    ("surprised", "disgusted", "scared", "confused"),
+    ("smug", "flirty", "thoughtful", "pensive"),
+    ("exhausted", "shocked", "playful", "determined"),
+)
+SKIPPED_EMOTIONS = {"thoughtful", "exhausted", "shocked", "playful", "flirty"}
+
+
+class PoolUnavailable(RuntimeError):
+    """No donor pool is built and the package to build one is missing."""
+
+
+def openpeople_folder() -> Path | None:
+    """The installed openpeople package's curated data folder, without importing it (it needs pydantic)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(OPENPEOPLE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(spec.submodule_search_locations[0]) / "data" / "curated"
+    return folder if folder.is_dir() else None
+
+
+def load_or_build_pool(folder: Path, detector: FaceDetector, predictor) -> DonorPool:
+    """The pool in `folder`, built first if it is not there (logged with its duration).
+
+    Raises:
+        PoolUnavailable: no pool and no openpeople package to build one from.
+    """
+    try:
+        return read_pool(folder)
+    except (FileNotFoundError, ValueError, KeyError, json.JSONDecodeError):
+        pass
+    source = openpeople_folder()
+    if source is None:
+        raise PoolUnavailable(f"no donor pool in {folder} and the {OPENPEOPLE_PACKAGE} package is not installed")
+    started = time.monotonic()
+    log.warning("building the donor pool in %s from %s (once; takes a minute or two)", folder, OPENPEOPLE_PACKAGE)
+    build_pool(folder, source, detector, predictor)
+    pool = read_pool(folder)
+    log.warning("donor pool built: %d faces of %d people in %.1f s", len(pool.donors), len({d.identity for d in pool.donors}), time.monotonic() - started)
+    return pool
+
+
+def build_pool(folder: Path, source: Path, detector: FaceDetector, predictor) -> None:
+    """Write a fresh pool from openpeople's curated folder into `folder` (replacing any old one)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    try:
+        (staging / "faces").mkdir()
+        donors: list[Donor] = []
+        for person in sorted(p for p in source.iterdir() if (p / "metadata.json").is_file()):
+            donors.extend(index_person(person, staging, detector, predictor))
+        sources = {OPENPEOPLE_PACKAGE: {"version": OPENPEOPLE_VERSION, "license": "MIT", "people": len({d.identity for d in donors})}}
+        write_pool_index(staging, donors, sources)
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process renamed its own pool into place first
+            pass
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def person_demographics(metadata: dict) -> tuple[str, float]:
+    """(gender, age) from an openpeople metadata.json: sex and the middle of its age range."""
+    demographics = metadata["character_details"]["demographics"]
+    low, high = (float(v) for v in str(demographics["age_range"]).split("-"))
+    sex = str(demographics["sex"]).lower()
+    return ("female" if sex.startswith("f") else "male"), (low + high) / 2
+
+
+def index_person(person: Path, staging: Path, detector: FaceDetector, predictor) -> list[Donor]:
+    """Every usable face of one openpeople person, cropped into staging/faces."""
+    gender, age = person_demographics(json.loads((person / "metadata.json").read_text(encoding="utf-8")))
+    donors = []
+    for asset in OPENPEOPLE_ASSETS:
+        path = person / "assets" / asset
+        if not path.is_file():
+            continue
+        image = np.asarray(Image.open(path).convert("RGB"))
+        detections = detect_faces(image, detector, max_side=DETECTION_MAX_SIDE, score_threshold=MIN_SCORE)
+        order = np.argsort(-(detections.boxes[:, 2] - detections.boxes[:, 0]))
+        if asset in SINGLE_FACE_ASSETS:
+            order = order[:1]
+        for number in order:
+            landmarks5, box = detections.landmarks[number], detections.boxes[number]
+            if asset == "emotions_sheet.jpg" and emotion_at(box, image.shape) in SKIPPED_EMOTIONS:
+                continue
+            if eye_ratio(landmarks5) < MIN_EYE_RATIO:
+                continue
+            points = find_landmarks68(predictor, image, dlib_box_from_five(landmarks5))
+            features = face_features(points)
+            if features.size_px < MIN_SIZE_PX or abs(features.yaw) > MAX_YAW or landmark_disagreement(points, landmarks5) > MAX_DISAGREEMENT:
+                continue
+            crop, crop_points = align_crop(image, points)
+            donor_id = f"op-{person.name}-{path.stem}-{number:02d}"
+            lab = to_lab(crop)
+            band = eye_band(crop.shape[:2], crop_points)
+            cv2.imwrite(str(staging / "faces" / f"{donor_id}.jpg"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 93])
+            aligned = face_features(crop_points)
+            donors.append(
+                Donor(
+                    id=donor_id,
+                    identity=f"openpeople:{person.name}",
+                    source=f"{OPENPEOPLE_PACKAGE}=={OPENPEOPLE_VERSION}:{person.name}/assets/{asset}",
+                    file=f"faces/{donor_id}.jpg",
+                    gender=gender,
+                    age=age,
+                    landmarks=tuple((float(x), float(y)) for x, y in crop_points),
+                    yaw=aligned.yaw,
+                    roll_degrees=aligned.roll_degrees,
+                    mouth_open=aligned.mouth_open,
+                    smile=aligned.smile,
+                    skin_lab=median_skin_lab(lab, band),
+                    size_px=features.size_px,
+                )
+            )
+    return donors
+
+
+def emotion_at(box: np.ndarray, shape: tuple[int, ...]) -> str:
+    """The expression sheet cell a face box's centre falls in."""
+    height, width = shape[:2]
+    column = int(np.clip((box[0] + box[2]) / 2 / width * 4, 0, 3))
+    row = int(np.clip((box[1] + box[3]) / 2 / height * 4, 0, 3))
+    return EMOTION_GRID[row][column]
+
+
+def align_crop(image: np.ndarray, points68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An upright CROP_SIZE² crop around the face, and the 68 landmarks in its pixels."""
+    matrix = estimate_similarity(five_from_68(points68), template_points("dlib_chip", CROP_SIZE, CROP_PADDING))
+    scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
+    source = image
+    if scale < 0.5:  # area-average big faces first so the crop is not aliased
+        shrink = 2 * scale
+        source = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+        matrix = matrix.copy()
+        matrix[:, :2] /= shrink
+    crop = cv2.warpAffine(source, matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    original = estimate_similarity(five_from_68(points68), template_points("dlib_chip", CROP_SIZE, CROP_PADDING))
+    crop_points = np.hstack([points68, np.ones((68, 1))]) @ original.T
+    return crop, crop_points

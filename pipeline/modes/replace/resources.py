@@ -1,0 +1,88 @@
+"""Replace mode's models, loaded lazily and once per process: dlib's 68-point predictor,
+dlib's face recogniser and the donor pool (built on first use when missing).
+
+`Models.replace` holds one `ReplaceResources`; the blur path never touches it,
+so it costs nothing until replace mode is first asked for.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import weights
+from pipeline.detection import FaceDetector
+from pipeline.errors import PipelineError, WeightsError
+from pipeline.modes.replace.donors import DonorPool
+
+POOL_FOLDER = "donor_pool"  # inside the weights folder (git-ignored)
+
+
+class ReplaceUnavailable(PipelineError):
+    """Replace mode cannot run here: dlib or its model files, or the donor pool, are missing."""
+
+    code = "mode_unavailable"
+
+
+@dataclass(frozen=True)
+class ReplaceModels:
+    predictor: object  # dlib.shape_predictor (68 points)
+    recognizer: object  # dlib.face_recognition_model_v1
+    pool: DonorPool
+
+
+class ReplaceResources:
+    """Loads `ReplaceModels` on first `get()` and keeps them."""
+
+    def __init__(self, weights_dir: Path, detector: FaceDetector):
+        self.weights_dir = Path(weights_dir)
+        self.detector = detector
+        self._models: ReplaceModels | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pool_folder(self) -> Path:
+        return self.weights_dir / POOL_FOLDER
+
+    def unavailable_reason(self) -> str | None:
+        """None when replace mode can run (files present and verified), else why not; loads nothing big."""
+        if self._models is not None:
+            return None
+        if importlib.util.find_spec("dlib") is None:
+            return "the dlib package is not installed; install it with: " + weights.MODELS_INSTALL_COMMAND
+        try:
+            weights.locate("dlib_landmarks68", self.weights_dir)
+            weights.locate("dlib_face_recognition", self.weights_dir)
+        except WeightsError as error:
+            return str(error)
+        from pipeline.modes.replace.pool import openpeople_folder
+
+        if not (self.pool_folder / "index.json").is_file() and openpeople_folder() is None:
+            return "no donor pool and the openpeople package is missing; install it with: " + weights.MODELS_INSTALL_COMMAND
+        return None
+
+    def get(self) -> ReplaceModels:
+        """The loaded models (the first call loads them, and builds the donor pool if needed).
+
+        Raises:
+            ReplaceUnavailable: something replace mode needs is missing.
+        """
+        with self._lock:
+            if self._models is None:
+                reason = self.unavailable_reason()
+                if reason is not None:
+                    raise ReplaceUnavailable(f"replace: {reason}")
+                import dlib
+
+                from pipeline.modes.replace.pool import PoolUnavailable, load_or_build_pool
+
+                predictor = dlib.shape_predictor(str(weights.locate("dlib_landmarks68", self.weights_dir)))
+                recognizer = dlib.face_recognition_model_v1(str(weights.locate("dlib_face_recognition", self.weights_dir)))
+                try:
+                    pool = load_or_build_pool(self.pool_folder, self.detector, predictor)
+                except PoolUnavailable as error:
+                    raise ReplaceUnavailable(f"replace: {error}") from None
+                self._models = ReplaceModels(predictor, recognizer, pool)
+            return self._models

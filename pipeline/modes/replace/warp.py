@@ -1,0 +1,87 @@
+"""Piecewise-affine warp of a donor face onto a target's 68 landmarks (plain numpy and OpenCV).
+
+The target's landmarks plus a ring of frame points are triangulated
+(Delaunay); each triangle maps affinely to the donor's matching triangle. The
+frame points follow the best similarity between the two faces, so the map is
+continuous everywhere: inside the face it follows every landmark, towards the
+crop's edge it fades into a plain similarity.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.align import estimate_similarity
+
+FRAME_POINTS = 16  # points on the ring around the face that anchor the warp
+FRAME_REACH = 1.6  # the ring's radius relative to the face's own radius
+
+
+def frame_ring(points: np.ndarray, count: int = FRAME_POINTS, reach: float = FRAME_REACH) -> np.ndarray:
+    """`count` points on a circle around the landmarks, `reach` times their radius from their centre."""
+    points = np.asarray(points, dtype=np.float64)
+    centre = points.mean(axis=0)
+    radius = reach * float(np.max(np.hypot(*(points - centre).T)))
+    angles = np.linspace(0, 2 * np.pi, count, endpoint=False)
+    return centre + radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def delaunay_triangles(points: np.ndarray) -> np.ndarray:
+    """Delaunay triangulation of 2-D points as a T×3 array of point indices."""
+    points = np.asarray(points, dtype=np.float64)
+    low = points.min(axis=0) - 10
+    high = points.max(axis=0) + 10
+    subdiv = cv2.Subdiv2D((int(np.floor(low[0])), int(np.floor(low[1])), int(np.ceil(high[0] - low[0])) + 1, int(np.ceil(high[1] - low[1])) + 1))
+    lookup = {}
+    for index, (x, y) in enumerate(points):
+        lookup[(round(float(x), 3), round(float(y), 3))] = index
+        subdiv.insert((float(x), float(y)))
+    triangles = []
+    for x1, y1, x2, y2, x3, y3 in subdiv.getTriangleList():
+        corners = [lookup.get((round(float(x), 3), round(float(y), 3))) for x, y in ((x1, y1), (x2, y2), (x3, y3))]
+        if None not in corners:
+            triangles.append(corners)
+    return np.array(triangles, dtype=np.int64).reshape(-1, 3)
+
+
+def triangle_affines(source: np.ndarray, target: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """For each triangle, the 2×3 affine taking its target corners to its source corners (T×2×3)."""
+    matrices = np.empty((len(triangles), 2, 3), dtype=np.float64)
+    for index, corners in enumerate(triangles):
+        matrices[index] = cv2.getAffineTransform(target[corners].astype(np.float32), source[corners].astype(np.float32))
+    return matrices
+
+
+def warp_piecewise(donor: np.ndarray, donor_points: np.ndarray, target_points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The donor image warped so that its landmarks land on the target's, over a crop of `size` (w, h).
+
+    Args:
+        donor: h×w×C donor image.
+        donor_points: N×2 donor landmarks in donor pixels.
+        target_points: N×2 matching landmarks in the output crop's pixels.
+        size: (width, height) of the output.
+
+    Returns:
+        The warped donor, size[1]×size[0]×C, same dtype.
+    """
+    donor_points = np.asarray(donor_points, dtype=np.float64)
+    target_points = np.asarray(target_points, dtype=np.float64)
+    similarity = estimate_similarity(target_points, donor_points)  # target -> donor
+    target_ring = frame_ring(target_points)
+    donor_ring = np.hstack([target_ring, np.ones((len(target_ring), 1))]) @ similarity.T
+    target_all = np.concatenate([target_points, target_ring])
+    donor_all = np.concatenate([donor_points, donor_ring])
+    triangles = delaunay_triangles(target_all)
+    matrices = triangle_affines(donor_all, target_all, triangles)
+
+    width, height = size
+    labels = np.full((height, width), -1, dtype=np.int32)
+    for index, corners in enumerate(triangles):
+        cv2.fillConvexPoly(labels, np.round(target_all[corners]).astype(np.int32), int(index))
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    outside = labels < 0
+    chosen = np.where(outside[..., None, None], similarity[None, None], matrices[np.maximum(labels, 0)])
+    map_x = (chosen[..., 0, 0] * xs + chosen[..., 0, 1] * ys + chosen[..., 0, 2]).astype(np.float32)
+    map_y = (chosen[..., 1, 0] * xs + chosen[..., 1, 1] * ys + chosen[..., 1, 2]).astype(np.float32)
+    return cv2.remap(donor, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -1,0 +1,136 @@
+"""Replace mode: non-kept faces become synthetic people; kept faces and the rest of the photo stay."""
+
+from collections import Counter
+from functools import lru_cache
+
+import numpy as np
+
+from pipeline.analysis import available_modes, change_faces_reported, find_faces
+from pipeline.modes.replace import MIN_FACE_PX, prepare_face
+from pipeline.modes.replace.colour import masked_stats, to_lab, transfer_colour
+from pipeline.modes.replace.donors import Donor, Target, rank_donors
+from pipeline.modes.replace.identity import MIN_DISTANCE, describe_face
+from pipeline.modes.replace.landmarks import FaceFeatures
+from pipeline.regions import face_bounds
+from tests.helpers import cached_models, photo_rgb
+
+
+@lru_cache(maxsize=4)
+def replaced(name: str, keep: frozenset = frozenset()):
+    image = photo_rgb(name)
+    faces, _ = find_faces(image, cached_models())
+    result, reports = change_faces_reported(image, faces, keep, "replace", cached_models())
+    return image, faces, result, {report.number: report for report in reports}
+
+
+def test_replace_is_available_when_its_models_are_installed():
+    assert available_modes(cached_models())["replace"] is None
+
+
+def test_replaced_faces_change_and_the_rest_of_the_photo_stays():
+    image, faces, result, reports = replaced("fr_two_people.jpg")
+    outside = np.ones(image.shape[:2], dtype=bool)
+    for face in faces:
+        assert reports[face.number].mode == "replace", reports[face.number]
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        assert np.abs(image[y1:y2, x1:x2].astype(int) - result[y1:y2, x1:x2].astype(int)).mean() > 4
+        x1, y1, x2, y2 = face_bounds(face, (image.shape[1], image.shape[0]), margin=0.5 * face.height)
+        outside[y1:y2, x1:x2] = False
+    assert np.array_equal(image[outside], result[outside])
+
+
+def test_replaced_faces_are_still_faces_of_other_people():
+    image, faces, result, reports = replaced("fr_two_people.jpg")
+    found, _ = find_faces(result, cached_models())
+    assert len(found) == len(faces)
+    models = cached_models().replace.get()
+    for face in faces:
+        assert reports[face.number].passed and reports[face.number].distance >= MIN_DISTANCE
+        before = prepare_face(image, face, models.predictor)
+        after = prepare_face(result, face, models.predictor)
+        distance = np.linalg.norm(describe_face(models.recognizer, after.crop, after.points) - describe_face(models.recognizer, before.crop, before.points))
+        assert distance > 0.6, f"face {face.number} still looks like the original ({distance:.2f})"
+
+
+def test_donors_have_the_faces_gender_and_differ_within_a_photo():
+    _, faces, _, reports = replaced("fr_two_people.jpg")
+    pool = {donor.id: donor for donor in cached_models().replace.get().pool.donors}
+    identities = []
+    for face in faces:
+        donor = pool[reports[face.number].donor.removesuffix(" (mirrored)")]
+        assert donor.gender == face.gender == "male"
+        identities.append(donor.identity)
+    assert len(set(identities)) == len(identities)
+
+
+def test_kept_faces_stay_pixel_identical_in_png():
+    image = photo_rgb("skimage_astronaut.png")
+    faces, _ = find_faces(image, cached_models())
+    result, _ = change_faces_reported(image, faces, {faces[0].number}, "replace", cached_models())
+    assert np.array_equal(image, result)
+
+
+def test_small_faces_are_blurred_not_left_untouched():
+    """Faces under MIN_FACE_PX are blurred (documented), never left as they were."""
+    import cv2
+
+    full = photo_rgb("fr_two_people.jpg")
+    image = cv2.resize(full, (full.shape[1] // 9, full.shape[0] // 9), interpolation=cv2.INTER_AREA)
+    faces, _ = find_faces(image, cached_models())
+    assert faces and all(max(face.width, face.height) < MIN_FACE_PX for face in faces)
+    result, reports = change_faces_reported(image, faces, set(), "replace", cached_models())
+    for face, report in zip(faces, reports):
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        assert np.abs(image[y1:y2, x1:x2].astype(int) - result[y1:y2, x1:x2].astype(int)).mean() > 1, f"face {face.number} untouched"
+        assert report.mode == "blur" and "too small" in report.reason
+
+
+def test_faces_that_fail_the_anonymity_check_are_blurred_and_reported():
+    image, faces, result, reports = replaced("kagglemask_maksssksksss389.jpg")
+    assert len(reports) == len(faces)
+    for face in faces:
+        report = reports[face.number]
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        assert np.abs(image[y1:y2, x1:x2].astype(int) - result[y1:y2, x1:x2].astype(int)).mean() > 1, f"face {face.number} untouched"
+        if report.mode == "replace":
+            assert report.passed and report.distance >= MIN_DISTANCE
+        else:
+            assert report.reason
+
+
+def make_donor(identity: str, gender: str, age: float, yaw: float = 0.0, mouth_open: float = 0.05, number: int = 0) -> Donor:
+    return Donor(
+        id=f"{identity}-{number}", identity=identity, source="test", file="x.jpg", gender=gender, age=age,
+        landmarks=((0.0, 0.0),) * 68, yaw=yaw, roll_degrees=0.0, mouth_open=mouth_open, smile=1.0,
+        skin_lab=(60.0, 12.0, 16.0), size_px=100.0,
+    )
+
+
+def target(gender="female", age=30.0, yaw=0.0, mouth_open=0.05) -> Target:
+    return Target(gender, age, FaceFeatures(yaw, 0.0, mouth_open, 1.0, 80.0), (60.0, 12.0, 16.0), 80.0)
+
+
+def test_rank_donors_keeps_gender_prefers_near_age_and_matches_pose_by_flipping():
+    donors = [make_donor("a", "male", 30), make_donor("b", "female", 60), make_donor("c", "female", 32, yaw=0.4)]
+    ranked = rank_donors(donors, target(age=30, yaw=-0.4))
+    assert {c.donor.gender for c in ranked} == {"female"}
+    assert (ranked[0].donor.identity, ranked[0].flip) == ("c", True)
+
+
+def test_rank_donors_reuses_an_identity_only_after_all_are_used_and_then_another_image():
+    donors = [make_donor("a", "female", 30, number=0), make_donor("a", "female", 30, mouth_open=0.3, number=1), make_donor("b", "female", 50)]
+    ranked = rank_donors(donors, target(), used_identities=Counter({"a": 1}), used_images=Counter({("a-0", False): 1}))
+    assert ranked[0].donor.identity == "b"
+    ranked = rank_donors(donors, target(), used_identities=Counter({"a": 1, "b": 1}), used_images=Counter({("a-0", False): 1, ("b-0", False): 1}))
+    assert ranked[0].key != ("a-0", False) and ranked[0].key != ("b-0", False)
+
+
+def test_transfer_colour_gives_the_donor_the_targets_skin_statistics():
+    rng = np.random.default_rng(0)
+    donor = np.clip(rng.normal((200, 150, 120), 8, (64, 64, 3)), 0, 255).astype(np.uint8)
+    target_image = np.clip(rng.normal((110, 80, 60), 8, (64, 64, 3)), 0, 255).astype(np.uint8)
+    weights = np.ones((64, 64), dtype=np.float32)
+    out = transfer_colour(donor, target_image, weights, weights, face_size=64)
+    out_mean, _ = masked_stats(to_lab(out), weights)
+    target_mean, _ = masked_stats(to_lab(target_image), weights)
+    assert np.abs(out_mean - target_mean).max() < 2.0
