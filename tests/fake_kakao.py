@@ -9,7 +9,6 @@ skill server under test, as Kakao would for one user.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import socket
@@ -21,6 +20,7 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient
 
 from bot.kakao import check_response
+from tests.helpers import wait_until
 
 BOT_ID = "5a548e36aea1a43fa851ecd9"
 SKILL_PATH = "/kakao/skill-7f3a9c"
@@ -35,13 +35,7 @@ def free_port() -> int:
 
 async def wait_for(predicate, what: str, timeout_seconds: float = WAIT_SECONDS):
     """Poll `predicate` until it returns something truthy (hang protection only)."""
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return await wait_until(predicate, what, timeout_seconds)
 
 
 @dataclass

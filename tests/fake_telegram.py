@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from tests.helpers import wait_until
+
 TOKEN = "123456:TEST-token"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "FacePrivacy", "username": "faceprivacy_test_bot"}
 TEXT_FIELDS = {"text", "caption", "callback_query_id", "file_id", "url", "secret_token", "filename"}
@@ -301,13 +303,10 @@ class FakeTelegram:
 
     async def wait_for(self, predicate: Callable[[], Any], what: str, timeout_seconds: float = WAIT_SECONDS) -> Any:
         """Poll `predicate` until it returns something truthy; fail after the (generous) timeout."""
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; calls: {[c.method for c in self.calls]}")
+        try:
+            return await wait_until(predicate, what, timeout_seconds)
+        except AssertionError as timeout:
+            raise AssertionError(f"{timeout}; calls: {[c.method for c in self.calls]}") from None
 
 
 def bad_request(description: str) -> web.Response:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,17 @@ from PIL import Image
 
 DATA = Path(__file__).parent / "data"
 PROJECT_ROOT = Path(__file__).parent.parent
+
+
+async def wait_until(predicate: Callable[[], Any], what: str, timeout_seconds: float) -> Any:
+    """Poll `predicate` until it returns something truthy; the timeout is hang protection only."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def photo_bytes(name: str) -> bytes:
