@@ -1,7 +1,7 @@
 """Command-line front of the pipeline (DESIGN.md contracts 1-3).
 
     python -m pipeline detect IMAGE --json [--sheet OUT.jpg]
-    python -m pipeline process IMAGE --keep 1,3|all|none --mode blur -o OUT
+    python -m pipeline process IMAGE --keep 1,3|all|none --mode blur|replace|unmask -o OUT
     python -m pipeline weights status
     python -m pipeline pool build    (replace mode's donor pool; otherwise built on first use)
 

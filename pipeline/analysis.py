@@ -15,6 +15,8 @@ from pipeline.imageio import encode_photo, load_photo, suggest_format
 from pipeline.models import Models
 from pipeline.modes import MODE_NAMES, FaceReport, blur
 from pipeline.modes import replace as replace_mode
+from pipeline.modes import unmask as unmask_mode
+from pipeline.modes.unmask.covering import mask_probability
 from pipeline.paste import paste_back
 from pipeline.selection import choose_main_subjects, reading_order
 from pipeline.sheet import render_contact_sheet, render_face_crops
@@ -23,7 +25,7 @@ from pipeline.types import Face
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 MODES_COMING = "this mode is not available in this version yet; blur works"
-MODE_STARTERS = {"blur": blur.start, "replace": replace_mode.start}  # start(image, faces, keep, models) -> FaceChanger
+MODE_STARTERS = {"blur": blur.start, "replace": replace_mode.start, "unmask": unmask_mode.start}  # start(image, faces, keep, models) -> FaceChanger
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Result:
 
 
 def find_faces(image: np.ndarray, models: Models) -> tuple[tuple[Face, ...], tuple[int, ...]]:
-    """Detect, estimate age and gender, and number the faces of an RGB photo.
+    """Detect, estimate age, gender and the chance of a face mask, and number the faces of an RGB photo.
 
     Returns:
         (faces in reading order numbered from 1, numbers of the main subjects to keep by default)
@@ -79,6 +81,7 @@ def find_faces(image: np.ndarray, models: Models) -> tuple[tuple[Face, ...], tup
             gender=gender,
             gender_score=gender_score,
             age=age,
+            mask=mask_probability(image, points),
         )
         for index, (box, score, points, (gender, gender_score, age)) in enumerate(
             zip(detections.boxes, detections.scores, detections.landmarks, attributes)
@@ -118,7 +121,7 @@ def mode_unavailable_reason(mode: str, models: Models) -> str | None:
     """None when `mode` works, else why not; only the asked mode is checked, so blur never waits on replace's files."""
     if mode == "blur":
         return None
-    if mode == "replace":
+    if mode in ("replace", "unmask"):  # unmask transplants lower faces from replace mode's donor pool
         return models.replace.unavailable_reason() if models.replace is not None else "replace mode's models are not loaded"
     if mode in MODE_NAMES:
         return MODES_COMING

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.errors import InvalidSelection
+from pipeline.modes.unmask.covering import MASKED_THRESHOLD
+from pipeline.types import Face
 
 ALL_WORDS = {"all", "모두", "전부", "전체", "다"}
 NONE_WORDS = {"none", "없음", "없어", "안함", "0"}
@@ -90,3 +92,20 @@ def parse_face_numbers(text: str, face_count: int) -> set[int]:
     if wrong:
         raise InvalidSelection(f"there is no face {wrong[0]}; the faces are numbered 1 to {face_count}")
     return numbers
+
+
+def default_keep_for_mode(faces: Sequence[Face], mode: str, main_subjects: Sequence[int]) -> tuple[int, ...]:
+    """The faces to pre-select (keep untouched) for a mode; the selection means "leave alone" in every mode.
+
+    Blur and replace keep the main subjects. Unmask changes every masked face,
+    so it keeps exactly the faces without a mask (a face never measured counts
+    as unmasked).
+
+    Args:
+        faces: the photo's faces, with `mask` probabilities from `find_faces`.
+        mode: `blur`, `replace` or `unmask`.
+        main_subjects: numbers of the main subjects (`Analysis.default_keep`).
+    """
+    if mode == "unmask":
+        return tuple(sorted(face.number for face in faces if face.mask is None or face.mask < MASKED_THRESHOLD))
+    return tuple(sorted(main_subjects))

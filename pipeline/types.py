@@ -24,6 +24,7 @@ class Face:
     gender: Gender = "female"
     gender_score: float = 0.5
     age: float = 0.0
+    mask: float | None = None  # probability that the face wears a face mask; None when not measured
 
     @property
     def width(self) -> float:
@@ -43,7 +44,7 @@ class Face:
             "gender": self.gender,
             "gender_score": round(float(self.gender_score), 4),
             "age": round(float(self.age), 1),
-        }
+        } | ({} if self.mask is None else {"mask": round(float(self.mask), 3)})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Face":
@@ -55,4 +56,5 @@ class Face:
             gender=data["gender"],
             gender_score=float(data["gender_score"]),
             age=float(data["age"]),
+            mask=None if data.get("mask") is None else float(data["mask"]),
         )

@@ -33,7 +33,7 @@ def test_detect_prints_the_contract_json_and_writes_the_sheet(tmp_path):
     assert document["image"] == {"width": 1126, "height": 661}
     assert [face["number"] for face in document["faces"]] == [1, 2]
     for face in document["faces"]:
-        assert set(face) == {"number", "box", "score", "landmarks", "gender", "gender_score", "age"}
+        assert set(face) == {"number", "box", "score", "landmarks", "gender", "gender_score", "age", "mask"}
         x1, y1, x2, y2 = face["box"]
         assert 0 <= x1 < x2 <= 1126 and 0 <= y1 < y2 <= 661
         assert len(face["landmarks"]) == 5 and all(len(point) == 2 for point in face["landmarks"])

@@ -1,0 +1,166 @@
+"""Unmask mode (v1, classical): a masked face gets a plausible lower face; unmasked faces stay as they are.
+
+Per face not kept:
+
+1. find the covering (`covering.find_covering`): the mask probability and its
+   pixels. Below `covering.MASKED_THRESHOLD` the face is left pixel-identical
+   and reported as "no mask";
+2. cut the face out at replace mode's working scale and fit dlib's 68 points
+   (`replace.prepare_face`); only the eyes and brows are trusted, the rest is
+   under the mask;
+3. choose a donor from replace mode's pool: same gender, nearest age, closest
+   pose, a closed neutral mouth, no synthetic person twice in a photo;
+4. estimate the hidden landmarks: the donor's whole 68-point shape is fitted
+   with an affine transform to the target's visible eyes and brows plus the
+   detector's five points (`transplant.fit_donor_shape`); the donor is warped by
+   that same transform, so its nose, mouth and chin land on the estimate;
+5. give it the target's colour, light, resolution and grain from the target's
+   visible skin (`replace.colour`);
+6. blend with the covering's pixel mask, dilated and feathered, limited to the
+   face below the eyes (`transplant.unmask_blend_mask`): never a hard edge.
+
+No identity check runs: the lower face is a stranger's, the eyes are the
+person's own. A masked face too small to fit landmarks is left unchanged and
+reported so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Collection, Sequence
+
+import cv2
+import numpy as np
+
+from pipeline.modes import FaceReport, ModeOutput
+from pipeline.modes.replace import MAX_YAW, MIN_FACE_PX, distinct_identities, prepare_face, read_donor_image
+from pipeline.modes.replace.colour import match_sharpness, to_lab
+from pipeline.modes.replace.donors import Target, median_skin_lab, rank_donors
+from pipeline.modes.replace.donors import Donor
+from pipeline.modes.replace.landmarks import FaceFeatures, eye_band, eye_ratio, face_features, mirror_landmarks
+from pipeline.modes.unmask.covering import (
+    MASKED_THRESHOLD, Covering, face_frame, find_covering, mask_probability, reference_skin, skin_distance,
+)
+from pipeline.modes.unmask.transplant import covering_in_crop, render_lower_face, unmask_blend_mask
+from pipeline.regions import face_scale
+from pipeline.types import Face
+
+log = logging.getLogger(__name__)
+
+NEUTRAL_SMILE = 0.8  # mouth width / eye distance of a closed, relaxed mouth: what donors are ranked against
+NEUTRAL_MAX_MOUTH_OPEN = 0.05  # donors with the mouth open wider than this are used only when no other is left
+NEUTRAL_MAX_SMILE = 0.9  # ... and those smiling wider than this
+SKIN_DEPTH = 0.2  # the target's colour reference ends this far below the eyes (eye-to-mouth distances)
+MIN_EYE_RATIO = 0.8  # five-point eye distance / eye-to-mouth below this is a profile view (as in the donor pool)
+
+
+def neutral_donors(donors: Sequence[Donor]) -> list[Donor]:
+    """The pool's donors with a closed, relaxed mouth, plus every donor of a gender that has none of those."""
+    neutral = [d for d in donors if d.mouth_open <= NEUTRAL_MAX_MOUTH_OPEN and d.smile <= NEUTRAL_MAX_SMILE]
+    genders = {d.gender for d in neutral}
+    return neutral + [d for d in donors if d.gender not in genders]
+
+
+def unchanged(crop_shape: tuple[int, int], matrix: np.ndarray) -> ModeOutput:
+    """An output that changes nothing (its mask is zero everywhere)."""
+    return ModeOutput(np.zeros((*crop_shape, 3), np.uint8), np.zeros(crop_shape, np.float32), matrix)
+
+
+def own_skin(crop: np.ndarray, five: np.ndarray, band: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """The target's own visible skin, for colour and light (h×w float32).
+
+    The band between brows and nose (from dlib) and the skin between the eyes and
+    on the forehead (from the detector's points, in case dlib lost the face),
+    above the covering's reach, without pixels unlike the face's skin (hair, glasses).
+    """
+    frame = face_frame(crop.shape[:2], five)
+    upper = np.maximum(band, reference_skin(frame)) * (frame.v < SKIN_DEPTH)
+    upper *= 1 - cv2.dilate(covered, np.ones((5, 5), np.uint8))
+    distance = skin_distance(to_lab(crop), reference_skin(frame))
+    skin = upper * (distance < 0.7)
+    return (skin if skin.sum() >= 8 else upper).astype(np.float32)
+
+
+class UnmaskChanger:
+    """Unmasks one photo's masked faces, remembering which synthetic people it used."""
+
+    def __init__(self, image: np.ndarray, faces: Sequence[Face], keep: Collection[int], models):
+        self.image = image
+        self.faces = tuple(faces)
+        self.keep = frozenset(keep)
+        self.resources = models.replace.get()
+        self.used_identities: Counter = Counter()
+        self.used_images: Counter = Counter()
+        self.reports: list[FaceReport] = []
+        # Faces without a mask stay pixel-identical, also where a masked neighbour's blend would reach them.
+        self.bare_boxes = [
+            face.box for face in self.faces
+            if (face.mask if face.mask is not None else mask_probability(image, face.landmarks)) < MASKED_THRESHOLD
+        ]
+
+    def spare_bare_faces(self, mask: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """The mask with every face without a mask (its box, in crop pixels via `matrix`) set to 0."""
+        mask = mask.copy()
+        for x1, y1, x2, y2 in self.bare_boxes:
+            corners = np.array([[x1 - 1, y1 - 1, 1.0], [x2 + 1, y2 + 1, 1.0]]) @ matrix.T  # a pixel more for interpolation
+            (cx1, cy1), (cx2, cy2) = np.floor(corners.min(axis=0)).astype(int), np.ceil(corners.max(axis=0)).astype(int)
+            mask[max(0, cy1) : max(0, cy2), max(0, cx1) : max(0, cx2)] = 0.0
+        return mask
+
+    def leave(self, face: Face, covering: Covering, reason: str) -> ModeOutput:
+        self.reports.append(FaceReport(number=face.number, mode="none", reason=reason))
+        return unchanged(covering.pixels.shape, covering.matrix)
+
+    def apply(self, face: Face) -> ModeOutput:
+        """Give a masked face a lower face; leave a face without a mask exactly as it is."""
+        covering = find_covering(self.image, face.landmarks)
+        if not covering.masked:
+            return self.leave(face, covering, f"no mask (probability {covering.probability:.2f})")
+        if face_scale(face) < MIN_FACE_PX or covering.pixels.sum() == 0:
+            reason = f"too small (under {MIN_FACE_PX} px)" if face_scale(face) < MIN_FACE_PX else "mask found, but not where it is"
+            return self.leave(face, covering, reason)
+        prepared = prepare_face(self.image, face, self.resources.predictor)
+        crop, points, face_px = prepared.crop, prepared.points, prepared.size_px
+        five = np.hstack([np.asarray(face.landmarks), np.ones((5, 1))]) @ prepared.matrix.T
+        shape = crop.shape[:2]
+        band = eye_band(shape, points)
+        seen = face_features(points)
+        if abs(seen.yaw) > MAX_YAW or eye_ratio(five) < MIN_EYE_RATIO:
+            return self.leave(face, covering, "turned too far from the camera for a reliable fit")
+        target = Target(
+            gender=face.gender, age=face.age,
+            features=FaceFeatures(seen.yaw, seen.roll_degrees, 0.0, NEUTRAL_SMILE, seen.size_px),
+            skin_lab=median_skin_lab(to_lab(crop), band), size_px=seen.size_px / prepared.scale,
+        )
+        candidates = rank_donors(neutral_donors(self.resources.pool.donors), target, self.used_identities, self.used_images)
+        if not candidates:
+            return self.leave(face, covering, "the donor pool is empty")
+        candidate = distinct_identities(candidates, 1)[0]
+        donor_image = read_donor_image(str(self.resources.pool.image_path(candidate.donor)), candidate.flip)
+        donor_points = np.asarray(candidate.donor.landmarks, dtype=np.float64)
+        if candidate.flip:
+            donor_points = mirror_landmarks(donor_points, donor_image.shape[1])
+        covered = covering_in_crop(covering, prepared.matrix, shape)
+        visible = own_skin(crop, five, band, covered)
+        rendered, _ = render_lower_face(donor_image, donor_points, crop, points, five, visible, covered, face_px)
+        sharpness_reference = visible if visible.sum() >= 0.5 * band.sum() else band
+        rendered = match_sharpness(rendered, crop, sharpness_reference, prepared.scale, seed=face.number)
+        mask = self.spare_bare_faces(unmask_blend_mask(covered, five, face_px), prepared.matrix)
+        self.used_identities[candidate.donor.identity] += 1
+        self.used_images[candidate.key] += 1
+        self.reports.append(
+            FaceReport(face.number, "unmask", donor=candidate.donor.id + (" (mirrored)" if candidate.flip else ""),
+                       reason=f"mask probability {covering.probability:.2f}")
+        )
+        log.info("face %d unmasked with %s", face.number, candidate.donor.id)
+        return ModeOutput(crop=rendered, mask=mask, matrix=prepared.matrix)
+
+
+def start(image: np.ndarray, faces: Sequence[Face], keep: Collection[int], models) -> UnmaskChanger:
+    """Begin unmasking one photo's faces (loads replace mode's models and donor pool on first use).
+
+    Raises:
+        ReplaceUnavailable: dlib, its model files or the donor pool are missing.
+    """
+    return UnmaskChanger(image, faces, keep, models)

@@ -1,0 +1,207 @@
+"""Is a face masked, and where is the mask? Classical, no training data, plain numpy and OpenCV.
+
+The face is cut out at a fixed working scale and laid out in face coordinates
+from its five detector landmarks: `u` across the face in eye distances (0 between
+the eyes), `v` down the face in eye-to-mouth distances (0 at the eyes, 1 at the
+mouth). Detector boxes of masked faces often stop above the chin, so everything
+here is measured from the landmarks, never from the box.
+
+1. The face's own skin is modelled from the area above the eyes that masks do
+   not reach: between the eyes and the lower forehead (median LAB and a robust
+   spread of its chroma).
+2. Each pixel of the lower face (nose to chin) gets a distance to that skin model:
+   chroma distance in spreads, plus lightness far outside the skin's range
+   (black and white masks), with shadows tolerated.
+3. The probability is a logistic of the share of the lower face that is not skin
+   (the lips are left out: they are never skin-coloured).
+4. The pixel mask: the lower face's non-skin pixels, grown by GrabCut seeded
+   with them as foreground and the reference skin as background, kept to the
+   region from below the eyes to under the chin, then the part connected to the
+   lower face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.modes.replace.colour import to_lab
+
+WORK_EYE_TO_MOUTH = 36.0  # the face is resampled so its eye-to-mouth distance is this many pixels
+MASKED_THRESHOLD = 0.5  # a face whose probability reaches this is treated as masked
+# Logistic of the lower face's non-skin share: 0.5 at CENTRE, steepness 1/SLOPE.
+SHARE_CENTRE = 0.62
+SHARE_SLOPE = 0.05
+CHROMA_SPREAD_LIMITS = (3.0, 6.0)  # robust chroma spread of the reference skin, LAB units
+LIGHTNESS_TOLERANCE = (22.0, 35.0)  # lighter by more than this is not skin (white masks) ...
+DARKNESS_TOLERANCE = (30.0, 45.0)  # ... nor darker by more than this (black masks; shadows are milder)
+HAIR_DARKER = 20.0  # reference pixels this much darker (LAB L) than its bright quarter are hair, not skin
+NOT_SKIN = 1.0  # a pixel is not skin when its distance reaches this
+GRABCUT_ITERATIONS = 3
+MIN_COVERED_SHARE = 0.5  # a pixel mask counts as covering the lower face from this share of it
+
+
+@dataclass(frozen=True)
+class Covering:
+    """A face's mask probability and where its covering is, in a working crop of the photo."""
+
+    probability: float
+    pixels: np.ndarray  # h×w float32 in [0, 1]: the covering, over the working crop
+    matrix: np.ndarray  # 2×3: photo pixels -> working-crop pixels
+    lower_share: float  # share of the lower face that is not skin
+    covered_share: float  # share of the lower face that the colour evidence (before the prior shape) covers
+
+    @property
+    def masked(self) -> bool:
+        return self.probability >= MASKED_THRESHOLD
+
+
+@dataclass(frozen=True)
+class FaceFrame:
+    """Face coordinates over a working crop: origin between the eyes, `u` in eye distances, `v` in eye-to-mouth distances."""
+
+    u: np.ndarray  # h×w
+    v: np.ndarray  # h×w
+    eye_to_mouth_px: float
+
+
+def face_frame(shape: tuple[int, int], five: np.ndarray) -> FaceFrame:
+    """Face coordinates for every pixel of a crop of `shape` (h, w), from five landmarks in its pixels."""
+    five = np.asarray(five, dtype=np.float64)
+    eyes, mouth = five[:2].mean(axis=0), five[3:].mean(axis=0)
+    axis = mouth - eyes
+    eye_to_mouth = max(float(np.hypot(*axis)), 1e-3)
+    down = axis / eye_to_mouth
+    right = np.array([-down[1], down[0]])
+    eye_distance = max(float(np.hypot(*(five[1] - five[0]))), 0.5 * eye_to_mouth)
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    dx, dy = xs - eyes[0], ys - eyes[1]
+    return FaceFrame((dx * right[0] + dy * right[1]) / eye_distance, (dx * down[0] + dy * down[1]) / eye_to_mouth, eye_to_mouth)
+
+
+def working_crop(image: np.ndarray, landmarks5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The face resampled to the working scale, with room down to below the chin.
+
+    Returns:
+        (crop, photo -> crop matrix, five landmarks in crop pixels)
+    """
+    five = np.asarray(landmarks5, dtype=np.float64)
+    eyes, mouth = five[:2].mean(axis=0), five[3:].mean(axis=0)
+    eye_to_mouth = max(float(np.hypot(*(mouth - eyes))), 1.0)
+    scale = WORK_EYE_TO_MOUTH / eye_to_mouth
+    centre = (eyes + mouth) / 2
+    half = 2.2 * eye_to_mouth
+    x1, y1 = int(np.floor(max(0, centre[0] - half))), int(np.floor(max(0, centre[1] - half)))
+    x2, y2 = int(np.ceil(min(image.shape[1], centre[0] + half))), int(np.ceil(min(image.shape[0], centre[1] + half)))
+    x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
+    width, height = max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale))
+    region = image[y1:y2, x1:x2]
+    crop = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    sx, sy = width / (x2 - x1), height / (y2 - y1)
+    matrix = np.array([[sx, 0.0, -sx * x1], [0.0, sy, -sy * y1]])
+    return crop, matrix, np.hstack([five, np.ones((5, 1))]) @ matrix.T
+
+
+def reference_skin(frame: FaceFrame) -> np.ndarray:
+    """Bool mask of the skin masks never reach: between the eyes and the lower forehead."""
+    u, v = frame.u, frame.v
+    between_eyes = (np.abs(u) < 0.18) & (v > -0.3) & (v < 0.2)
+    forehead = (np.abs(u) < 0.4) & (v > -0.6) & (v < -0.3)
+    return between_eyes | forehead
+
+
+def lower_face(frame: FaceFrame) -> np.ndarray:
+    """Bool mask of the lower face, nose to chin, without the lips: a mask covers all of it."""
+    u, v = frame.u, frame.v
+    region = (np.abs(u) < 0.62) & (v > 0.45) & (v < 1.55) & ((u / 0.62) ** 2 + ((v - 0.95) / 0.75) ** 2 < 1.3)
+    lips = (np.abs(u) < 0.4) & (v > 0.85) & (v < 1.15)
+    return region & ~lips
+
+
+def nose_to_chin(frame: FaceFrame) -> np.ndarray:
+    """Bool mask of the least any face mask covers: nose, mouth and chin."""
+    u, v = frame.u, frame.v
+    return (v > 0.45) & ((u / 0.6) ** 2 + ((v - 1.0) / 0.55) ** 2 < 1.0)
+
+
+def covering_region(frame: FaceFrame) -> np.ndarray:
+    """Bool mask of where a face mask can be: from just below the eyes to under the chin, cheek to cheek."""
+    u, v = frame.u, frame.v
+    return (v > 0.25) & (v < 2.1) & ((u / 1.05) ** 2 + ((v - 1.15) / 1.0) ** 2 < 1.0)
+
+
+def skin_distance(lab: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per pixel, how far from the reference skin (1 = surely not skin); h×w float32."""
+    values = lab[reference]
+    if values.shape[0] < 8:
+        return np.zeros(lab.shape[:2], dtype=np.float32)
+    # Hair, brows and eyes that reach into the reference are much darker than the skin: left out.
+    values = values[values[:, 0] >= np.percentile(values[:, 0], 75) - HAIR_DARKER]
+    centre = np.median(values, axis=0)
+    spread = float(np.clip(1.4826 * np.median(np.hypot(*(values[:, 1:] - centre[1:]).T)), *CHROMA_SPREAD_LIMITS))
+    chroma = np.hypot(lab[..., 1] - centre[1], lab[..., 2] - centre[2]) / (3.5 * spread)
+    lighter = (lab[..., 0] - centre[0] - LIGHTNESS_TOLERANCE[0]) / (LIGHTNESS_TOLERANCE[1] - LIGHTNESS_TOLERANCE[0])
+    darker = (centre[0] - lab[..., 0] - DARKNESS_TOLERANCE[0]) / (DARKNESS_TOLERANCE[1] - DARKNESS_TOLERANCE[0])
+    return np.maximum.reduce([chroma, lighter + 1.0, darker + 1.0]).astype(np.float32)
+
+
+def refine_with_grabcut(crop: np.ndarray, distance: np.ndarray, frame: FaceFrame) -> np.ndarray:
+    """The covering as a bool mask: GrabCut seeded from the skin distances, kept where a mask can be."""
+    region = covering_region(frame)
+    core = lower_face(frame)
+    seeds = np.full(crop.shape[:2], cv2.GC_PR_BGD, dtype=np.uint8)
+    seeds[region & (distance >= NOT_SKIN)] = cv2.GC_PR_FGD
+    seeds[core & (distance >= 1.5 * NOT_SKIN)] = cv2.GC_FGD
+    seeds[reference_skin(frame) | (frame.v < 0.0)] = cv2.GC_BGD
+    seeds[region & (distance < 0.5 * NOT_SKIN)] = cv2.GC_PR_BGD
+    found = region & (distance >= NOT_SKIN)
+    has_fg = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)).any()
+    has_bg = np.isin(seeds, (cv2.GC_BGD, cv2.GC_PR_BGD)).any()
+    if has_fg and has_bg and min(crop.shape[:2]) >= 8:
+        background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(np.ascontiguousarray(crop[..., ::-1]), seeds, None, background, foreground, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+            # GrabCut adds the mask's shaded and skin-like parts; the seeds it dropped stay.
+            found |= np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)) & region
+        except cv2.error:
+            pass
+    found = cv2.morphologyEx(found.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    count, labels = cv2.connectedComponents(found)
+    touching = {int(label) for label in np.unique(labels[core & (found > 0)]) if label > 0}
+    kept = np.isin(labels, list(touching)) if touching else np.zeros_like(found, dtype=bool)
+    return cv2.morphologyEx(kept.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+
+
+def find_covering(image: np.ndarray, landmarks5, with_pixels: bool = True) -> Covering:
+    """The probability that the face wears a mask, and the covering's pixels when it does.
+
+    Args:
+        image: H×W×3 uint8 RGB photo.
+        landmarks5: the face's five detector landmarks (eyes, nose, mouth corners) in photo pixels.
+        with_pixels: also find the covering's pixels (else only the probability is measured).
+    """
+    crop, matrix, five = working_crop(image, landmarks5)
+    frame = face_frame(crop.shape[:2], five)
+    lab = to_lab(cv2.GaussianBlur(crop, (0, 0), 0.8))
+    distance = skin_distance(lab, reference_skin(frame))
+    core = lower_face(frame)
+    if core.sum() < 8:
+        return Covering(0.0, np.zeros(crop.shape[:2], np.float32), matrix, 0.0, 0.0)
+    share = float(np.clip(distance[core], 0.0, 1.0).mean())
+    probability = float(1.0 / (1.0 + np.exp(-(share - SHARE_CENTRE) / SHARE_SLOPE)))
+    pixels = np.zeros(crop.shape[:2], np.float32)
+    covered = 0.0
+    if probability >= MASKED_THRESHOLD and with_pixels:
+        found = refine_with_grabcut(crop, distance, frame)
+        covered = float(found[core].mean())
+        # A face this sure to be masked is covered from the nose to the chin, whatever
+        # the colours say (a mask close to the skin's colour, a shadow): the prior shape is added.
+        pixels = (found | nose_to_chin(frame)).astype(np.float32)
+    return Covering(probability, pixels, matrix, share, covered)
+
+
+def mask_probability(image: np.ndarray, landmarks5) -> float:
+    """Just the probability that the face wears a mask, in [0, 1]."""
+    return find_covering(image, landmarks5, with_pixels=False).probability
