@@ -70,6 +70,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "ko": "사진은 한 장씩 처리해요. 첫 번째 사진만 처리합니다.",
         "en": "One photo at a time: I will process the first photo only.",
     },
+    "unmask_selected": {
+        "ko": "마스크를 쓴 얼굴 {count}개를 고쳐 드릴게요. 마스크가 없는 얼굴은 그대로 둡니다. 바꾸려면 버튼을 누르세요.",
+        "en": "I will restore the {count} masked faces and leave the faces without a mask as they are. Tap to change.",
+    },
+    "no_masks": {
+        "ko": "이 사진에는 마스크를 쓴 얼굴이 없어요. 다른 방식을 골라 주세요.",
+        "en": "No face in this photo wears a mask. Please pick another mode.",
+    },
     "cancelled": {"ko": "취소했어요. 사진은 지웠습니다.", "en": "Cancelled. Your photo is deleted."},
     "nothing_to_cancel": {"ko": "취소할 작업이 없어요.", "en": "There is nothing to cancel."},
     "expired": {

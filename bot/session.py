@@ -25,7 +25,7 @@ from redis import Redis
 
 from bot.messages import normalize_language, text
 from pipeline.errors import InvalidSelection
-from pipeline.selection import ALL_WORDS, NONE_WORDS, parse_face_numbers
+from pipeline.selection import ALL_WORDS, NONE_WORDS, default_keep_for_mode, parse_face_numbers
 from workers.client import JobState, PhotoJobs, ResultFile
 from workers.defaults import KEY_PREFIX
 from workers.errors import BusyError, NotReady, PhotoExpired
@@ -58,6 +58,8 @@ class Session:
     mode: str = DEFAULT_MODE
     page: int = 0
     refs: dict[str, str] = field(default_factory=dict)  # the adapter's own message references
+    main_subjects: list[int] = field(default_factory=list)  # default faces to keep in blur and replace
+    unmasked: list[int] = field(default_factory=list)  # default faces to keep in unmask: those without a mask
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "state": self.state.value}, ensure_ascii=False)
@@ -218,7 +220,19 @@ class Conversation:
             return [Reply(ReplyKind.TEXT, text("expired", session.language))]
         if mode not in self._available_modes():
             return [self._mode_unavailable(session.language, mode)]
-        return self._choose(owner, photo_id, lambda s: setattr(s, "mode", mode))
+        if (mode == "unmask") == (session.mode == "unmask"):
+            return self._choose(owner, photo_id, lambda s: setattr(s, "mode", mode))
+
+        def switch(s: Session) -> None:
+            """Unmask changes the masked faces; the other modes change the bystanders: each has its own default."""
+            s.mode, s.keep = mode, list(s.unmasked if mode == "unmask" else s.main_subjects)
+
+        replies = self._choose(owner, photo_id, switch)
+        if mode == "unmask" and replies[0].kind == ReplyKind.SELECTION:
+            masked = session.face_count - len(session.unmasked)
+            key = "unmask_selected" if masked else "no_masks"
+            replies.append(Reply(ReplyKind.TEXT, text(key, session.language, count=masked)))
+        return replies
 
     def turn_page(self, owner: str, photo_id: str, page: int) -> list[Reply]:
         """A ◀ ▶ button: show another page of face buttons (the adapter knows the page size)."""
@@ -345,6 +359,8 @@ class Conversation:
             return self._end(session, "no_faces")
         sheet = self.jobs.get_sheet(session.owner, session.photo_id)
         session.state, session.face_count, session.keep = State.CHOOSING, len(analysis.faces), list(analysis.default_keep)
+        session.main_subjects = list(analysis.default_keep)
+        session.unmasked = list(default_keep_for_mode(analysis.faces, "unmask", analysis.default_keep))
         self.store.save(session)
         selection = self.selection_of(session)
         count = len(analysis.faces)

@@ -120,3 +120,22 @@ def test_unreadable_photo_ends_with_a_plain_message(redis_server, worker):
     assert reply.kind == ReplyKind.TEXT
     assert reply.text in (text("corrupt", "en"), text("unsupported_format", "en"))
     assert conversation.current(owner).state == State.IDLE
+
+
+def test_choosing_unmask_selects_the_masked_faces_and_back_again(redis_server, worker):
+    conversation, owner = make_conversation(redis_server), "test:unmask"
+    conversation.receive_photo(owner, photo_bytes("kagglemask_maksssksksss148.jpg"), "ko")
+    [sheet] = follow_until_finished(conversation, owner)
+    photo_id, main_subjects = sheet.selection.photo_id, sheet.selection.keep
+    faces = conversation.jobs.get_analysis(owner, photo_id).faces
+    unmasked = {face.number for face in faces if face.mask < 0.5}
+    assert unmasked and len(unmasked) < len(faces) and unmasked != main_subjects
+
+    selection, said = conversation.choose_mode(owner, photo_id, "unmask")
+    assert selection.selection.mode == "unmask" and selection.selection.keep == unmasked
+    assert said.text == text("unmask_selected", "ko", count=len(faces) - len(unmasked))
+    [toggled] = conversation.toggle(owner, photo_id, min(unmasked))
+    assert toggled.selection.keep == unmasked - {min(unmasked)}
+    [back] = conversation.choose_mode(owner, photo_id, "blur")
+    assert back.selection.mode == "blur" and back.selection.keep == main_subjects
+    conversation.cancel(owner)
