@@ -134,7 +134,21 @@ def test_a_224_checkpoint_is_refused_as_512(tmp_path, simswap_224):
 SMALL_LAYERS = (1, 2, 1, 1)
 
 
-class FakeArcfaceModules:
+class TemporaryModules:
+    """Base for stand-in modules registered in sys.modules only inside a `with` block; restores the originals."""
+
+    def remember(self, names) -> None:
+        self.saved = {name: sys.modules.get(name) for name in names}
+
+    def __exit__(self, *exc):
+        for name, module in self.saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+class FakeArcfaceModules(TemporaryModules):
     """`models.arcface_models` as SimSwap's pickles name it; registered only while a test writes a pickle."""
 
     def __enter__(self):
@@ -144,7 +158,7 @@ class FakeArcfaceModules:
             name = {"ArcFaceResNet": "ResNet"}.get(original.__name__, original.__name__)
             fake = type(name, (original,), {"__module__": module.__name__, "__qualname__": name})
             setattr(module, name, fake)
-        self.saved = {name: sys.modules.get(name) for name in ("models", "models.arcface_models")}
+        self.remember(("models", "models.arcface_models"))
         sys.modules.update({"models": package, "models.arcface_models": module})
         self.module = module
         return self
@@ -157,12 +171,6 @@ class FakeArcfaceModules:
                 sub.__class__ = getattr(self.module, fake)
         return model
 
-    def __exit__(self, *exc):
-        for name, module in self.saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
 
 
 def arcface_outputs(model: nn.Module, seed: int = 5) -> torch.Tensor:
@@ -298,13 +306,13 @@ def small_generator(seed: int = 8, **changes) -> stylegan2.Generator:
     return model.eval()
 
 
-class FakeNvidiaModules:
+class FakeNvidiaModules(TemporaryModules):
     """`torch_utils.persistence` and `dnnlib.util` just long enough to write a pickle the way NVIDIA's code does."""
 
     names = ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util")
 
     def __enter__(self):
-        self.saved = {name: sys.modules.get(name) for name in self.names}
+        self.remember(self.names)
         modules = {name: types.ModuleType(name) for name in self.names}
 
         def _reconstruct_persistent_obj(meta):
@@ -334,12 +342,6 @@ class FakeNvidiaModules:
         with open(path, "wb") as handle:
             Pickler(handle, protocol=4).dump(content)
 
-    def __exit__(self, *exc):
-        for name, module in self.saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
 
 
 def test_stylegan2_persistent_pickle_loads_without_executing_its_source(tmp_path):
