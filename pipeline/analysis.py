@@ -24,7 +24,6 @@ from pipeline.types import Face
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
-MODES_COMING = "this mode is not available in this version yet; blur works"
 MODE_STARTERS = {"blur": blur.start, "replace": replace_mode.start, "unmask": unmask_mode.start}  # start(image, faces, keep, models) -> FaceChanger
 
 
@@ -123,8 +122,6 @@ def mode_unavailable_reason(mode: str, models: Models) -> str | None:
         return None
     if mode in ("replace", "unmask"):  # unmask transplants lower faces from replace mode's donor pool
         return models.replace.unavailable_reason() if models.replace is not None else "replace mode's models are not loaded"
-    if mode in MODE_NAMES:
-        return MODES_COMING
     return f"unknown mode {mode!r}; choose one of {', '.join(MODE_NAMES)}"
 
 
