@@ -30,6 +30,8 @@ class AgeGenderEstimator:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = cpu_threads
+        # Idle threads must not spin: they would starve torch's detector, which runs between these calls.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.age_session = onnxruntime.InferenceSession(str(age_onnx), options, providers=["CPUExecutionProvider"])
         self.gender_session = onnxruntime.InferenceSession(str(gender_onnx), options, providers=["CPUExecutionProvider"])
 

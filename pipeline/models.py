@@ -10,6 +10,8 @@ from pipeline.config import PipelineSettings
 from pipeline.detection import FaceDetector, create_detector
 from pipeline.errors import PipelineError
 from pipeline.modes.replace.resources import ReplaceResources
+from pipeline.modes.unmask.checkpoint import CHECKPOINT_FILE
+from pipeline.modes.unmask.inpaint import TrainedUnmask
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class Models:
     detector: FaceDetector
     age_gender: AgeGenderEstimator
     replace: ReplaceResources | None = None  # replace mode's models, loaded on first use
+    unmask: TrainedUnmask | None = None  # unmask mode's own networks (weights/unmask.pt), loaded on first use
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -63,5 +66,6 @@ def load_models(settings: PipelineSettings, device: str = "auto") -> Models:
         age_gender=AgeGenderEstimator(
             weights.locate("age_gender_age", folder), weights.locate("age_gender_gender", folder), settings.cpu_threads
         ),
-        replace=ReplaceResources(folder, detector),
+        replace=ReplaceResources(folder, detector, device),
+        unmask=TrainedUnmask(folder / CHECKPOINT_FILE, device),
     )

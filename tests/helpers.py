@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -49,3 +51,18 @@ def cached_models(detector: str = "retinaface_mobilenet0.25"):
 
     settings = replace(load_config(environ={}).pipeline, detector=detector)
     return load_models(settings, "cpu")
+
+
+def run_pipeline(*args) -> subprocess.CompletedProcess:
+    """`python -m pipeline ARGS` as a user runs it: a subprocess in the project root."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *map(str, args)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess) -> None:
+    """Bad input: exit 2, one line on stderr, no traceback, nothing on stdout."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stdout == ""

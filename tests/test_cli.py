@@ -9,20 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import DATA, PROJECT_ROOT
-
-
-def run_pipeline(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *map(str, args)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert result.stdout == ""
+from tests.helpers import DATA, PROJECT_ROOT, assert_one_line_error, run_pipeline
 
 
 def test_detect_prints_the_contract_json_and_writes_the_sheet(tmp_path):

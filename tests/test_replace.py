@@ -101,13 +101,13 @@ def test_faces_that_fail_the_anonymity_check_are_blurred_and_reported():
 def make_donor(identity: str, gender: str, age: float, yaw: float = 0.0, mouth_open: float = 0.05, number: int = 0) -> Donor:
     return Donor(
         id=f"{identity}-{number}", identity=identity, source="test", file="x.jpg", gender=gender, age=age,
-        landmarks=((0.0, 0.0),) * 68, yaw=yaw, roll_degrees=0.0, mouth_open=mouth_open, smile=1.0,
+        landmarks=((0.0, 0.0),) * 68, yaw=yaw, roll_degrees=0.0, mouth_open=mouth_open, smile=1.0, eyes_open=0.3, facial_hair=0.0, expression="",
         skin_lab=(60.0, 12.0, 16.0), size_px=100.0,
     )
 
 
 def target(gender="female", age=30.0, yaw=0.0, mouth_open=0.05) -> Target:
-    return Target(gender, age, FaceFeatures(yaw, 0.0, mouth_open, 1.0, 80.0), (60.0, 12.0, 16.0), 80.0)
+    return Target(gender, age, FaceFeatures(yaw, 0.0, mouth_open, 1.0, 80.0, 0.3), (60.0, 12.0, 16.0), 80.0)
 
 
 def test_rank_donors_keeps_gender_prefers_near_age_and_matches_pose_by_flipping():

@@ -1,6 +1,14 @@
 """Replace mode: every face not kept becomes a synthetic person of the same gender and similar age.
 
-Classical, no generative weights. Per face:
+Two backends, chosen automatically from the weights folder (`published.choose_backend`;
+the choice is logged once and named in each replaced face's report):
+
+- **published** when SimSwap and its ArcFace are present (BiSeNet optional): the
+  screening, donor choice and fallbacks below stay, but the generator puts the
+  donor's ArcFace identity on the face itself (`published.PublishedSwap`), the
+  mask is the face pixels both BiSeNet parses agree on (else the classical
+  mask of step 4), and ArcFace joins dlib in the anonymity check;
+- **classical** otherwise, with no generative weights. Per face:
 
 1. crop the face at a working scale (small faces are upscaled, large ones
    downscaled) and find dlib's 68 landmarks;
@@ -13,7 +21,8 @@ Classical, no generative weights. Per face:
    (hands, medical masks and hair in front of the face keep their pixels);
 5. check anonymity with dlib's face descriptors (`identity`): the result must
    be at least `identity.MIN_DISTANCE` from the original and
-   `identity.MIN_KEPT_DISTANCE` from every kept face, else the next donor is tried.
+   `identity.MIN_KEPT_DISTANCE` from every kept face (and, with SimSwap, below
+   `identity.MAX_SIMILARITY` in ArcFace), else the next donor is tried.
 
 A face that is too small (`MIN_FACE_PX`), turned to profile, more than
 `1 - MIN_VISIBLE_SKIN` covered, or whose donors all fail the check, is blurred
@@ -25,22 +34,23 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from itertools import zip_longest
 
 import cv2
 import numpy as np
 
 from pipeline.modes import FaceReport, ModeOutput, blur
 from pipeline.modes.replace.colour import match_sharpness, skin_visibility, to_lab, transfer_colour
-from pipeline.modes.replace.donors import Candidate, Target, median_skin_lab, rank_donors
-from pipeline.modes.replace.identity import MIN_DISTANCE, MIN_KEPT_DISTANCE, closest_distance, describe_face, descriptor_distance
+from pipeline.modes.replace.donors import Candidate, Target, facial_hair, median_skin_lab, rank_donors
+from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
 from pipeline.modes.replace.landmarks import (
     dlib_box_from_five, eye_band, face_features, face_outline, feature_mask, fill_polygon, find_landmarks68,
-    landmark_disagreement, mirror_landmarks,
+    five_from_68, landmark_disagreement, mirror_landmarks,
 )
 from pipeline.modes.replace.warp import warp_piecewise
-from pipeline.regions import face_bounds, face_scale
+from pipeline.regions import face_bounds, face_mask, face_scale
 from pipeline.types import Face
 
 log = logging.getLogger(__name__)
@@ -53,7 +63,8 @@ MAX_LANDMARK_DISAGREEMENT = 0.35  # dlib vs detector five points, in eye-to-mout
 MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region counts as too occluded
 ERODE = 0.05  # the face region is shrunk by this fraction of the face size ...
 FEATHER = 0.06  # ... and its edge softened over this fraction
-MAX_DONORS_TRIED = 6  # distinct synthetic people tried before falling back to blur
+MAX_DONORS_TRIED = 10  # donors tried before blurring (classical: each person once, then other crops)
+CLASSICAL = "classical warp"  # the backend named in reports when no published networks are used
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,19 @@ def distinct_identities(candidates: list[Candidate], count: int) -> list[Candida
     return chosen[:count]
 
 
+def donor_attempts(candidates: list[Candidate], count: int) -> list[Candidate]:
+    """Up to `count` donors to try: the best crop of each synthetic person in rank order, then each one's second best, ...
+
+    With few people of a gender in the pool, another crop of someone already
+    tried (another expression, or mirrored) can still pass the anonymity check.
+    """
+    by_identity: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        by_identity.setdefault(candidate.donor.identity, []).append(candidate)
+    rounds = zip_longest(*by_identity.values())
+    return [candidate for round_ in rounds for candidate in round_ if candidate is not None][:count]
+
+
 @lru_cache(maxsize=96)
 def read_donor_image(path: str, flip: bool) -> np.ndarray:
     """A pool crop as RGB, mirrored when asked (cached per process)."""
@@ -111,8 +135,45 @@ def read_donor_image(path: str, flip: bool) -> np.ndarray:
     return np.ascontiguousarray(image[:, ::-1]) if flip else image
 
 
+@dataclass(frozen=True)
+class ScreenedFace:
+    """A face that can be replaced, with what both paths need: its work crop, donor target, classical mask, dlib identity."""
+
+    face: Face
+    prepared: PreparedFace
+    target: Target
+    mask: np.ndarray  # the classical blend mask over the work crop
+    skin_area: np.ndarray  # face region without eyes, brows and lips
+    target_skin: np.ndarray  # ... where the face's own skin is visible
+    band: np.ndarray  # skin between brows and nose, the colour reference
+    descriptor: np.ndarray  # dlib descriptor of the original
+
+
+@dataclass
+class SwapJob:
+    """One face going through the published swap's donor rounds."""
+
+    screened: ScreenedFace
+    crop: np.ndarray  # the target aligned for the generator (S×S×3)
+    matrix: np.ndarray  # photo -> aligned crop
+    work_to_crop: np.ndarray  # work crop -> aligned crop
+    region: np.ndarray  # the face's own region in the aligned crop (keeps the parse off neighbouring faces)
+    face_px: float  # eye-to-mouth distance in the aligned crop
+    identity: np.ndarray | None = None  # ArcFace embedding of the original
+    parse: np.ndarray | None = None  # BiSeNet's face pixels of the original; None without BiSeNet
+    tried: set = field(default_factory=set)  # synthetic people tried so far
+    candidate: Candidate | None = None  # this round's donor
+    best: IdentityCheck | None = None  # the safest donor's check, for the fallback's report
+    output: ModeOutput | None = None
+
+
 class ReplaceChanger:
-    """Replaces one photo's faces, remembering which donors it used and which faces are kept."""
+    """Replaces one photo's faces, remembering which donors it used and which faces are kept.
+
+    With the published networks (`ReplaceModels.swap`) the faces to change are
+    swapped together on the first `apply` (each network runs once per donor
+    round on all of them); otherwise each face is warped classically.
+    """
 
     def __init__(self, image: np.ndarray, faces: Sequence[Face], keep: Collection[int], models):
         self.image = image
@@ -120,19 +181,25 @@ class ReplaceChanger:
         self.keep = frozenset(keep)
         self.models = models
         self.resources = models.replace.get()
+        self.swap = self.resources.swap
         self.used_identities: Counter = Counter()
         self.used_images: Counter = Counter()
         self.reports: list[FaceReport] = []
+        self.swapped: dict[int, ModeOutput] = {}  # published path: outputs computed ahead for the faces not yet applied
         self._kept_descriptors: list[np.ndarray] | None = None
+        self.kept_identities = np.zeros((0, 512), np.float32)  # ArcFace embeddings of the kept faces (published path)
+
+    def kept_faces(self) -> list[Face]:
+        """The kept faces large enough to recognise."""
+        return [face for face in self.faces if face.number in self.keep and face_scale(face) >= MIN_FACE_PX]
 
     def kept_descriptors(self) -> list[np.ndarray]:
-        """Descriptors of the kept faces (computed once per photo, for faces large enough to describe)."""
+        """dlib descriptors of the kept faces (computed once per photo)."""
         if self._kept_descriptors is None:
             self._kept_descriptors = []
-            for face in self.faces:
-                if face.number in self.keep and face_scale(face) >= MIN_FACE_PX:
-                    kept = prepare_face(self.image, face, self.resources.predictor)
-                    self._kept_descriptors.append(describe_face(self.resources.recognizer, kept.crop, kept.points))
+            for face in self.kept_faces():
+                kept = prepare_face(self.image, face, self.resources.predictor)
+                self._kept_descriptors.append(describe_face(self.resources.recognizer, kept.crop, kept.points))
         return self._kept_descriptors
 
     def fall_back(self, face: Face, reason: str, **details) -> ModeOutput:
@@ -141,12 +208,31 @@ class ReplaceChanger:
         self.reports.append(FaceReport(number=face.number, mode="blur", reason=reason, **details))
         return blur.apply(self.image, face, self.models.settings.blur_style)
 
-    def apply(self, face: Face) -> ModeOutput:
-        """Replace one face, or blur it when replacing it would not be safe or natural."""
+    def fall_back_unmatched(self, face: Face, best: IdentityCheck | None, backend: str) -> ModeOutput:
+        """Blur a face none of whose donors passed the anonymity check (or that had no donor at all)."""
+        if best is None:
+            return self.fall_back(face, "the donor pool has nobody to offer")
+        reason = f"no donor far enough from the original and from kept faces with the {backend}; best: {best.describe()}"
+        return self.fall_back(face, reason, passed=False, distance=best.distance, kept_distance=best.kept_distance)
+
+    def accept(self, face: Face, candidate: Candidate, check: IdentityCheck, how: str) -> None:
+        """Report a replaced face: its donor, distances, and the backend that made it (`how`)."""
+        self.reports.append(
+            FaceReport(face.number, "replace", True, check.distance, check.kept_distance, donor_label(candidate), reason=how)
+        )
+
+    def check_identity(self, composite: np.ndarray, screened: ScreenedFace, **arcface) -> IdentityCheck:
+        """The anonymity check of a replaced work crop (dlib), plus ArcFace's similarities when given."""
+        descriptor = describe_face(self.resources.recognizer, composite, screened.prepared.points)
+        return IdentityCheck(
+            descriptor_distance(descriptor, screened.descriptor), closest_distance(descriptor, self.kept_descriptors()), **arcface
+        )
+
+    def screen(self, face: Face) -> ScreenedFace | ModeOutput:
+        """What replacing the face needs, or its blurred fallback when it is too small, turned away or covered."""
         if face_scale(face) < MIN_FACE_PX:
             return self.fall_back(face, f"too small (under {MIN_FACE_PX} px)")
-        resources = self.resources
-        prepared = prepare_face(self.image, face, resources.predictor)
+        prepared = prepare_face(self.image, face, self.resources.predictor)
         crop, points, face_px = prepared.crop, prepared.points, prepared.size_px
         features = face_features(points)
         five = np.hstack([np.asarray(face.landmarks), np.ones((5, 1))]) @ prepared.matrix.T
@@ -161,48 +247,172 @@ class ReplaceChanger:
         visible_share = float((visible * skin_area).sum() / max(skin_area.sum(), 1.0))
         if visible_share < MIN_VISIBLE_SKIN:
             return self.fall_back(face, f"too occluded ({visible_share:.0%} of the skin visible)")
-        mask = blend_mask(region, visible, face_px)
-        target_skin = skin_area * visible
-        original = describe_face(resources.recognizer, crop, points)
+        lab = to_lab(crop)
+        skin_lab = median_skin_lab(lab, band)
         target = Target(
-            gender=face.gender, age=face.age, features=features,
-            skin_lab=median_skin_lab(to_lab(crop), band), size_px=features.size_px / prepared.scale,
+            gender=face.gender, age=face.age, features=features, skin_lab=skin_lab,
+            size_px=features.size_px / prepared.scale, facial_hair=facial_hair(lab, points, skin_lab),
         )
-        candidates = rank_donors(resources.pool.donors, target, self.used_identities, self.used_images)
+        descriptor = describe_face(self.resources.recognizer, crop, points)
+        return ScreenedFace(face, prepared, target, blend_mask(region, visible, face_px), skin_area, skin_area * visible, band, descriptor)
+
+    def apply(self, face: Face) -> ModeOutput:
+        """Replace one face, or blur it when replacing it would not be safe or natural."""
+        if self.swap is not None:
+            if face.number not in self.swapped:
+                pending = [f for f in self.faces if f.number not in self.keep and f.number not in self.swapped]
+                self.swapped.update(self.swap_faces(pending if face in pending else [face]))
+            return self.swapped.pop(face.number)
+        screened = self.screen(face)
+        return screened if isinstance(screened, ModeOutput) else self.warp_classically(screened)
+
+    def warp_classically(self, screened: ScreenedFace) -> ModeOutput:
+        """The best-ranked donor that passes the anonymity check, warped onto the face; else blur."""
+        face, prepared = screened.face, screened.prepared
+        crop, mask = prepared.crop, screened.mask
+        candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images)
         best = None
-        for candidate in distinct_identities(candidates, MAX_DONORS_TRIED):
-            new_pixels = self.render_donor(candidate, crop, points, face_px, prepared.scale, skin_area, target_skin, band, face.number)
+        for candidate in donor_attempts(candidates, MAX_DONORS_TRIED):
+            new_pixels = self.render_donor(candidate, screened)
             composite = np.round(crop * (1 - mask[..., None]) + new_pixels * mask[..., None]).astype(np.uint8)
-            descriptor = describe_face(resources.recognizer, composite, points)
-            distance = descriptor_distance(descriptor, original)
-            kept_distance = closest_distance(descriptor, self.kept_descriptors())
-            if best is None or distance > best[1]:
-                best = (candidate, distance, kept_distance)
-            if distance >= MIN_DISTANCE and kept_distance >= MIN_KEPT_DISTANCE:
+            check = self.check_identity(composite, screened)
+            if best is None or check.distance > best.distance:
+                best = check
+            if check.passed:
                 self.used_identities[candidate.donor.identity] += 1
                 self.used_images[candidate.key] += 1
-                self.reports.append(
-                    FaceReport(face.number, "replace", True, distance, kept_distance, candidate.donor.id + (" (mirrored)" if candidate.flip else ""))
-                )
+                self.accept(face, candidate, check, CLASSICAL)
                 return ModeOutput(crop=new_pixels, mask=mask, matrix=prepared.matrix)
-        candidate, distance, kept_distance = best
-        return self.fall_back(
-            face, f"no donor far enough from the original (best {distance:.2f} < {MIN_DISTANCE}) and from kept faces (≥ {MIN_KEPT_DISTANCE})",
-            passed=False, distance=distance, kept_distance=kept_distance,
-        )
+        return self.fall_back_unmatched(face, best, CLASSICAL)
 
-    def render_donor(
-        self, candidate: Candidate, crop: np.ndarray, points: np.ndarray, face_px: float, scale: float,
-        skin_area: np.ndarray, target_skin: np.ndarray, band: np.ndarray, seed: int,
-    ) -> np.ndarray:
+    def render_donor(self, candidate: Candidate, screened: ScreenedFace) -> np.ndarray:
         """The donor warped onto the target, with the target's colour, light, resolution and grain."""
+        prepared = screened.prepared
+        crop, points, face_px = prepared.crop, prepared.points, prepared.size_px
+        donor_image, donor_points = self.donor(candidate)
+        warped = warp_piecewise(donor_image, donor_points, points, (crop.shape[1], crop.shape[0]))
+        coloured = transfer_colour(warped, crop, screened.skin_area, screened.target_skin, face_px)
+        return match_sharpness(coloured, crop, screened.band, prepared.scale, seed=screened.face.number)
+
+    def donor(self, candidate: Candidate) -> tuple[np.ndarray, np.ndarray]:
+        """The donor's pool crop (mirrored when the candidate says so) and its 68 landmarks there."""
         donor_image = read_donor_image(str(self.resources.pool.image_path(candidate.donor)), candidate.flip)
-        donor_points = np.asarray(candidate.donor.landmarks)
+        donor_points = np.asarray(candidate.donor.landmarks, dtype=np.float64)
         if candidate.flip:
             donor_points = mirror_landmarks(donor_points, donor_image.shape[1])
-        warped = warp_piecewise(donor_image, donor_points, points, (crop.shape[1], crop.shape[0]))
-        coloured = transfer_colour(warped, crop, skin_area, target_skin, face_px)
-        return match_sharpness(coloured, crop, band, scale, seed=seed)
+        return donor_image, donor_points
+
+    def aligned_donor(self, candidate: Candidate) -> np.ndarray:
+        """The donor's face aligned for the generator, which ArcFace embeds as the identity to give."""
+        donor_image, donor_points = self.donor(candidate)
+        return self.swap.align(donor_image, five_from_68(donor_points))[0]
+
+    def swap_faces(self, faces: Sequence[Face]) -> dict[int, ModeOutput]:
+        """Replace faces with the published networks; each network runs once per donor round on all of them."""
+        outputs, jobs = {}, []
+        for face in faces:
+            screened = self.screen(face)
+            if isinstance(screened, ModeOutput):
+                outputs[face.number] = screened
+            else:
+                jobs.append(self.start_swap(screened))
+        if not jobs:
+            return outputs
+        crops = [job.crop for job in jobs]
+        kept = [self.swap.align(self.image, face.landmarks)[0] for face in self.kept_faces()]
+        identities = self.swap.embed(crops + kept)  # the originals and the kept faces in one batch
+        self.kept_identities = identities[len(crops) :]
+        parses = self.swap.parse_faces(crops)
+        for index, job in enumerate(jobs):
+            job.identity, job.parse = identities[index], None if parses is None else parses[index]
+        for _ in range(MAX_DONORS_TRIED):
+            active = [job for job in jobs if job.output is None and self.reserve_next_donor(job)]
+            if not active:
+                break
+            latents = self.swap.embed_cached([(job.candidate.key, partial(self.aligned_donor, job.candidate)) for job in active])
+            swapped = self.swap.generate([job.crop for job in active], latents)
+            swapped_parses = self.swap.parse_faces(swapped)
+            masks = [self.swap_mask(job, None if swapped_parses is None else swapped_parses[i]) for i, job in enumerate(active)]
+            composites = [
+                np.round(job.crop * (1 - mask[..., None]) + new * mask[..., None]).astype(np.uint8)
+                for job, new, mask in zip(active, swapped, masks)
+            ]
+            for job, new, mask, identity in zip(active, swapped, masks, self.swap.embed(composites)):
+                self.judge(job, new, mask, identity)
+        for job in jobs:
+            face = job.screened.face
+            outputs[face.number] = job.output or self.fall_back_unmatched(face, job.best, self.swap.backend)
+        return outputs
+
+    def start_swap(self, screened: ScreenedFace) -> SwapJob:
+        """The face aligned for the generator, with the classical mask and its own region carried into that crop."""
+        face = screened.face
+        crop, matrix = self.swap.align(self.image, face.landmarks)
+        size = (crop.shape[1], crop.shape[0])
+        work_to_crop = compose(matrix, cv2.invertAffineTransform(screened.prepared.matrix))
+        bounds = face_bounds(face, (self.image.shape[1], self.image.shape[0]))
+        bounds_to_crop = compose(matrix, translation(*bounds[:2]))
+        region = cv2.warpAffine(face_mask(face, bounds, feather=0), bounds_to_crop, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+        five = np.hstack([np.asarray(face.landmarks), np.ones((5, 1))]) @ matrix.T
+        face_px = float(np.hypot(*(five[3:].mean(axis=0) - five[:2].mean(axis=0))))
+        return SwapJob(screened, crop, matrix, work_to_crop, region, face_px)
+
+    def reserve_next_donor(self, job: SwapJob) -> bool:
+        """Pick the face's next synthetic person (one not tried yet, reuse ranked last) and count it as used; False when done."""
+        if len(job.tried) >= MAX_DONORS_TRIED:
+            return False
+        ranking = rank_donors(self.resources.pool.donors, job.screened.target, self.used_identities, self.used_images)
+        job.candidate = next((c for c in ranking if c.donor.identity not in job.tried), None)
+        if job.candidate is None:
+            return False
+        job.tried.add(job.candidate.donor.identity)
+        self.used_identities[job.candidate.donor.identity] += 1
+        self.used_images[job.candidate.key] += 1
+        return True
+
+    def swap_mask(self, job: SwapJob, swapped_parse: np.ndarray | None) -> np.ndarray:
+        """Where the swapped crop replaces the target: face pixels in both parses (so nothing in front of the
+        face is painted over), eroded and feathered; without BiSeNet, the classical mask."""
+        if swapped_parse is None:
+            size = (job.crop.shape[1], job.crop.shape[0])
+            return cv2.warpAffine(job.screened.mask, job.work_to_crop, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+        both = job.parse * swapped_parse * (job.region > 0.5)
+        return blend_mask(both, both, job.face_px)
+
+    def judge(self, job: SwapJob, swapped: np.ndarray, mask: np.ndarray, identity: np.ndarray) -> None:
+        """Run the anonymity check on one swapped face: keep it when it passes, else give its donor back."""
+        screened, candidate = job.screened, job.candidate
+        work = screened.prepared.crop
+        size = (work.shape[1], work.shape[0])
+        to_work = cv2.invertAffineTransform(job.work_to_crop)
+        new_pixels = cv2.warpAffine(swapped, to_work, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        work_mask = cv2.warpAffine(mask, to_work, size, flags=cv2.INTER_LINEAR, borderValue=0.0)[..., None]
+        composite = np.round(work * (1 - work_mask) + new_pixels * work_mask).astype(np.uint8)
+        check = self.check_identity(
+            composite, screened,
+            similarity=float(identity @ job.identity), kept_similarity=closest_similarity(identity, self.kept_identities),
+        )
+        if check.passed:
+            job.output = ModeOutput(crop=swapped, mask=mask, matrix=job.matrix)
+            self.accept(screened.face, candidate, check, f"{self.swap.backend} (ArcFace similarity {check.similarity:.2f})")
+            return
+        self.used_identities[candidate.donor.identity] -= 1
+        self.used_images[candidate.key] -= 1
+        if job.best is None or check.similarity < job.best.similarity:
+            job.best = check
+
+
+def donor_label(candidate: Candidate) -> str:
+    return candidate.donor.id + (" (mirrored)" if candidate.flip else "")
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2×3 affine applying `inner`, then `outer`."""
+    return (np.vstack([outer, [0.0, 0.0, 1.0]]) @ np.vstack([inner, [0.0, 0.0, 1.0]]))[:2]
+
+
+def translation(x: float, y: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, x], [0.0, 1.0, y]])
 
 
 def start(image: np.ndarray, faces: Sequence[Face], keep: Collection[int], models) -> ReplaceChanger:

@@ -1,17 +1,67 @@
-"""The anonymity check: dlib's 128-D face descriptors and the distance a replaced face must keep.
+"""The anonymity check: how far a replaced face is from the original and from the kept faces.
 
-dlib publishes 0.6 as its same-person threshold (99.38% on LFW). A replaced face
-must be at least `MIN_DISTANCE` from the original and from every kept face; the
-margin above 0.6 is measured in bench/replace.py (see the README).
+Two recognisers, each with a published same-person threshold:
+
+- dlib's 128-D descriptors (always): dlib publishes 0.6 as its same-person
+  distance (99.38% on LFW). A replaced face must be at least `MIN_DISTANCE` from
+  the original; the margin above 0.6 is measured in bench/replace.py (see the README).
+- ArcFace (`arcface_simswap`, when SimSwap runs): cosine similarity of
+  L2-normalised 512-D embeddings. SimSwap's ArcFace comes from
+  foamliu/InsightFace-v2, whose LFW evaluation puts the same-person boundary at
+  an angle of 70.36° (cosine 0.336, `lfw_eval.py`); deepface uses the same
+  boundary for insightface's ArcFace (cosine distance 0.68, similarity 0.32). A
+  replaced face must stay below `MAX_SIMILARITY`, 0.08 (about 5°) under it. That
+  margin is not measured: these machines have no real ArcFace weights. It plays
+  the role of dlib's measured 0.1 (the drift of one face under re-encoding,
+  downscaling and recolouring); bench/replace.py prints the similarities, so it
+  can be measured once the weights are present.
+
+Both run when SimSwap does: SimSwap is trained to move ArcFace's embedding
+towards the donor, so ArcFace alone is the recogniser a swap most easily
+satisfies; dlib is an independent second opinion (and what the tests measure).
+Kept faces only must not be matched (no privacy risk, so no margin).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-SAME_PERSON_THRESHOLD = 0.6  # dlib's published threshold
+SAME_PERSON_THRESHOLD = 0.6  # dlib's published distance threshold
 MIN_DISTANCE = 0.7  # from the original: the threshold plus a measured margin (re-identification risk)
-MIN_KEPT_DISTANCE = SAME_PERSON_THRESHOLD  # from kept faces: only must not pass as them (no privacy risk, no margin)
+MIN_KEPT_DISTANCE = SAME_PERSON_THRESHOLD  # from kept faces: only must not pass as them
+SAME_PERSON_SIMILARITY = 0.33  # ArcFace cosine similarity at LFW's same-person boundary (70.4°: 0.336; deepface: 0.32)
+MAX_SIMILARITY = 0.25  # to the original: the boundary less a margin of 0.08 (about 5°), not measured
+MAX_KEPT_SIMILARITY = SAME_PERSON_SIMILARITY  # to kept faces: only must not pass as them
+
+
+@dataclass(frozen=True)
+class IdentityCheck:
+    """A replaced face's distances from the original and the nearest kept face, by each recogniser that ran."""
+
+    distance: float  # dlib descriptor distance to the original
+    kept_distance: float  # ... to the nearest kept face (infinity when none)
+    similarity: float | None = None  # ArcFace cosine similarity to the original; None when ArcFace did not run
+    kept_similarity: float | None = None  # ... to the most similar kept face (-1 when none)
+
+    @property
+    def passed(self) -> bool:
+        passed = self.distance >= MIN_DISTANCE and self.kept_distance >= MIN_KEPT_DISTANCE
+        if self.similarity is not None:
+            passed = passed and self.similarity < MAX_SIMILARITY and self.kept_similarity < MAX_KEPT_SIMILARITY
+        return passed
+
+    def describe(self) -> str:
+        """The numbers and the limits they are held to, for reports and logs."""
+        text = f"dlib distance {self.distance:.2f} (needs ≥ {MIN_DISTANCE})"
+        if self.kept_distance != float("inf"):
+            text += f", to kept faces {self.kept_distance:.2f} (≥ {MIN_KEPT_DISTANCE})"
+        if self.similarity is not None:
+            text += f"; ArcFace similarity {self.similarity:.2f} (needs < {MAX_SIMILARITY})"
+            if self.kept_similarity > -1:
+                text += f", to kept faces {self.kept_similarity:.2f} (< {MAX_KEPT_SIMILARITY})"
+        return text
 
 
 def shape_from_points(points: np.ndarray):
@@ -37,3 +87,8 @@ def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:
 def closest_distance(descriptor: np.ndarray, others: list[np.ndarray]) -> float:
     """Distance to the nearest of `others` (infinity when there are none)."""
     return min((descriptor_distance(descriptor, other) for other in others), default=float("inf"))
+
+
+def closest_similarity(embedding: np.ndarray, others: np.ndarray) -> float:
+    """Cosine similarity of an L2-normalised embedding to the most similar row of `others` (-1 when there are none)."""
+    return float(np.max(np.asarray(others) @ embedding)) if len(others) else -1.0

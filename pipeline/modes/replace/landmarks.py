@@ -43,6 +43,7 @@ class FaceFeatures:
     mouth_open: float  # inner-lip gap / mouth width
     smile: float  # mouth width / eye distance
     size_px: float  # eye-to-mouth distance in pixels, the face's scale
+    eyes_open: float  # eye height / eye width, both eyes averaged: about 0.3 open, under 0.15 closed
 
 
 def find_landmarks68(predictor, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -120,7 +121,14 @@ def face_features(points: np.ndarray) -> FaceFeatures:
         mouth_open=gap / mouth_width,
         smile=outer_width / eye_distance,
         size_px=float(np.hypot(*(mouth - (left_eye + right_eye) / 2))),
+        eyes_open=(eye_openness(points[LEFT_EYE]) + eye_openness(points[RIGHT_EYE])) / 2,
     )
+
+
+def eye_openness(eye: np.ndarray) -> float:
+    """Eye aspect ratio of one eye's six points: mean lid-to-lid height over corner-to-corner width."""
+    width = max(1e-6, float(np.hypot(*(eye[3] - eye[0]))))
+    return float(np.hypot(*(eye[1] - eye[5])) + np.hypot(*(eye[2] - eye[4]))) / (2 * width)
 
 
 def face_outline(points: np.ndarray) -> np.ndarray:

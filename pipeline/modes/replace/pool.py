@@ -5,17 +5,21 @@ searched with our own detector; every usable face gets dlib's 68 landmarks, is
 aligned into a square crop and indexed by gender, age, pose, expression and
 skin tone (see `donors.py` for the format). The pool is written to a temporary
 folder and renamed into place, so two workers building at once never see half
-a pool.
+a pool. Other sources (`generated.py`) add donors with `add_donors`, which keeps
+the pool's donors and replaces its index in one rename.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -25,7 +29,7 @@ from PIL import Image
 from pipeline.align import estimate_similarity, template_points
 from pipeline.detection import FaceDetector, detect_faces
 from pipeline.modes.replace.colour import to_lab
-from pipeline.modes.replace.donors import Donor, DonorPool, median_skin_lab, read_pool, write_pool_index
+from pipeline.modes.replace.donors import Donor, DonorPool, facial_hair, median_skin_lab, read_pool, write_pool_index
 from pipeline.modes.replace.landmarks import (
     dlib_box_from_five, eye_band, eye_ratio, face_features, find_landmarks68, five_from_68, landmark_disagreement,
 )
@@ -57,6 +61,10 @@ SKIPPED_EMOTIONS = {"thoughtful", "exhausted", "shocked", "playful", "flirty"}
 
 class PoolUnavailable(RuntimeError):
     """No donor pool is built and the package to build one is missing."""
+
+
+class UnusableFace(ValueError):
+    """A detected face that cannot be a donor; the message says why in a few words."""
 
 
 def openpeople_folder() -> Path | None:
@@ -92,7 +100,10 @@ def load_or_build_pool(folder: Path, detector: FaceDetector, predictor) -> Donor
 
 
 def build_pool(folder: Path, source: Path, detector: FaceDetector, predictor) -> None:
-    """Write a fresh pool from openpeople's curated folder into `folder` (replacing any old one)."""
+    """Write a fresh pool from openpeople's curated folder into `folder`.
+
+    An old pool's openpeople donors are replaced; its donors from other sources (generated ones) are kept.
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
@@ -102,16 +113,74 @@ def build_pool(folder: Path, source: Path, detector: FaceDetector, predictor) ->
         for person in sorted(p for p in source.iterdir() if (p / "metadata.json").is_file()):
             donors.extend(index_person(person, staging, detector, predictor))
         sources = {OPENPEOPLE_PACKAGE: {"version": OPENPEOPLE_VERSION, "license": "MIT", "people": len({d.identity for d in donors})}}
-        write_pool_index(staging, donors, sources)
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.replace(staging, folder)
-        except OSError:  # another process renamed its own pool into place first
-            pass
+        with pool_lock(folder):
+            others, other_sources = donors_of_other_sources(folder, staging)
+            write_pool_index(staging, donors + others, {**sources, **other_sources})
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+            try:
+                os.replace(staging, folder)
+            except OSError:  # another process renamed its own pool into place first
+                pass
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def donors_of_other_sources(folder: Path, staging: Path) -> tuple[list[Donor], dict]:
+    """The donors of the pool at `folder` that are not from openpeople, and their `sources` entries.
+
+    Their crops are copied into staging/faces. No readable pool: none.
+    """
+    try:
+        old = read_pool(folder)
+    except (FileNotFoundError, ValueError, KeyError, json.JSONDecodeError):
+        return [], {}
+    kept = [d for d in old.donors if not d.source.startswith(OPENPEOPLE_PACKAGE + "==") and old.image_path(d).is_file()]
+    for donor in kept:
+        shutil.copy2(old.image_path(donor), staging / donor.file)
+    return kept, {name: entry for name, entry in old.sources.items() if name != OPENPEOPLE_PACKAGE}
+
+
+def add_donors(folder: Path, staging: Path, donors: list[Donor], sources: dict) -> DonorPool:
+    """Add donors whose crops lie in staging/faces to the pool in `folder`, keeping the pool's donors.
+
+    The crops are moved in first (under names no index uses yet), then the index is
+    replaced in one rename: a reader sees the old pool or the new one, never a mix.
+    A lock beside the pool keeps two builders from dropping each other's donors;
+    a donor whose id is already in the pool is left out.
+
+    Args:
+        folder: the pool (created when missing).
+        staging: a folder on the same file system holding `faces/<id>.jpg` of `donors`.
+        donors: the new entries.
+        sources: entries for the index's `sources`, by source name (replacing ones of the same name).
+
+    Returns:
+        The pool as written.
+    """
+    folder = Path(folder)
+    (folder / "faces").mkdir(parents=True, exist_ok=True)
+    with pool_lock(folder):
+        current = read_pool(folder) if (folder / "index.json").is_file() else DonorPool(folder, ())
+        known = {donor.id for donor in current.donors}
+        added = [donor for donor in donors if donor.id not in known]
+        for donor in added:
+            os.replace(staging / donor.file, folder / donor.file)
+        write_pool_index(staging, [*current.donors, *added], {**current.sources, **sources})
+        os.replace(staging / "index.json", folder / "index.json")
+    return read_pool(folder)
+
+
+@contextmanager
+def pool_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the pool, held through a file beside it (the pool folder itself may be replaced)."""
+    with open(folder.parent / f".{folder.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def person_demographics(metadata: dict) -> tuple[str, float]:
@@ -137,38 +206,76 @@ def index_person(person: Path, staging: Path, detector: FaceDetector, predictor)
             order = order[:1]
         for number in order:
             landmarks5, box = detections.landmarks[number], detections.boxes[number]
-            if asset == "emotions_sheet.jpg" and emotion_at(box, image.shape) in SKIPPED_EMOTIONS:
+            expression = emotion_at(box, image.shape) if asset == "emotions_sheet.jpg" else ""
+            if expression in SKIPPED_EMOTIONS:
                 continue
-            if eye_ratio(landmarks5) < MIN_EYE_RATIO:
+            try:
+                points = fit_donor_face(image, landmarks5, predictor)
+            except UnusableFace:
                 continue
-            points = find_landmarks68(predictor, image, dlib_box_from_five(landmarks5))
-            features = face_features(points)
-            if features.size_px < MIN_SIZE_PX or abs(features.yaw) > MAX_YAW or landmark_disagreement(points, landmarks5) > MAX_DISAGREEMENT:
-                continue
-            crop, crop_points = align_crop(image, points)
-            donor_id = f"op-{person.name}-{path.stem}-{number:02d}"
-            lab = to_lab(crop)
-            band = eye_band(crop.shape[:2], crop_points)
-            cv2.imwrite(str(staging / "faces" / f"{donor_id}.jpg"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 93])
-            aligned = face_features(crop_points)
             donors.append(
-                Donor(
-                    id=donor_id,
+                save_donor(
+                    image,
+                    points,
+                    staging,
+                    donor_id=f"op-{person.name}-{path.stem}-{number:02d}",
                     identity=f"openpeople:{person.name}",
                     source=f"{OPENPEOPLE_PACKAGE}=={OPENPEOPLE_VERSION}:{person.name}/assets/{asset}",
-                    file=f"faces/{donor_id}.jpg",
                     gender=gender,
                     age=age,
-                    landmarks=tuple((float(x), float(y)) for x, y in crop_points),
-                    yaw=aligned.yaw,
-                    roll_degrees=aligned.roll_degrees,
-                    mouth_open=aligned.mouth_open,
-                    smile=aligned.smile,
-                    skin_lab=median_skin_lab(lab, band),
-                    size_px=features.size_px,
+                    expression=expression,
                 )
             )
     return donors
+
+
+def fit_donor_face(image: np.ndarray, landmarks5: np.ndarray, predictor) -> np.ndarray:
+    """dlib's 68 landmarks of a detected face that can be a donor.
+
+    Raises:
+        UnusableFace: the face is in profile, too small, turned too far, or dlib's
+            fit disagrees with the detector's five points.
+    """
+    if eye_ratio(landmarks5) < MIN_EYE_RATIO:
+        raise UnusableFace("profile")
+    points = find_landmarks68(predictor, image, dlib_box_from_five(landmarks5))
+    features = face_features(points)
+    if features.size_px < MIN_SIZE_PX:
+        raise UnusableFace("too small")
+    if abs(features.yaw) > MAX_YAW:
+        raise UnusableFace("turned away")
+    if landmark_disagreement(points, landmarks5) > MAX_DISAGREEMENT:
+        raise UnusableFace("landmarks disagree")
+    return points
+
+
+def save_donor(image: np.ndarray, points68: np.ndarray, staging: Path, donor_id: str, identity: str, source: str,
+               gender: str, age: float, expression: str) -> Donor:  # fmt: skip
+    """Align the face into staging/faces/<donor_id>.jpg and return its index entry."""
+    crop, crop_points = align_crop(image, points68)
+    band = eye_band(crop.shape[:2], crop_points)
+    cv2.imwrite(str(staging / "faces" / f"{donor_id}.jpg"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 93])
+    aligned = face_features(crop_points)
+    lab = to_lab(crop)
+    skin_lab = median_skin_lab(lab, band)
+    return Donor(
+        id=donor_id,
+        identity=identity,
+        source=source,
+        file=f"faces/{donor_id}.jpg",
+        gender=gender,
+        age=age,
+        landmarks=tuple((float(x), float(y)) for x, y in crop_points),
+        yaw=aligned.yaw,
+        roll_degrees=aligned.roll_degrees,
+        mouth_open=aligned.mouth_open,
+        smile=aligned.smile,
+        eyes_open=aligned.eyes_open,
+        facial_hair=facial_hair(lab, crop_points, skin_lab),
+        expression=expression,
+        skin_lab=skin_lab,
+        size_px=face_features(points68).size_px,
+    )
 
 
 def emotion_at(box: np.ndarray, shape: tuple[int, ...]) -> str:

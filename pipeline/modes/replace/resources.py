@@ -1,5 +1,7 @@
 """Replace mode's models, loaded lazily and once per process: dlib's 68-point predictor,
-dlib's face recogniser and the donor pool (built on first use when missing).
+dlib's face recogniser, the donor pool (built on first use when missing) and, when
+their weights are present, the published swap networks (`published.load_swap`:
+SimSwap, ArcFace, BiSeNet; otherwise the classical warp runs).
 
 `Models.replace` holds one `ReplaceResources`; the blur path never touches it,
 so it costs nothing until replace mode is first asked for.
@@ -8,7 +10,9 @@ so it costs nothing until replace mode is first asked for.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +20,9 @@ from pipeline import weights
 from pipeline.detection import FaceDetector
 from pipeline.errors import PipelineError, WeightsError
 from pipeline.modes.replace.donors import DonorPool
+from pipeline.modes.replace.published import PublishedSwap, load_swap
+
+log = logging.getLogger(__name__)
 
 POOL_FOLDER = "donor_pool"  # inside the weights folder (git-ignored)
 
@@ -31,14 +38,26 @@ class ReplaceModels:
     predictor: object  # dlib.shape_predictor (68 points)
     recognizer: object  # dlib.face_recognition_model_v1
     pool: DonorPool
+    swap: PublishedSwap | None = None  # SimSwap + ArcFace (+ BiSeNet) when their weights are present
 
 
 class ReplaceResources:
-    """Loads `ReplaceModels` on first `get()` and keeps them."""
+    """Loads `ReplaceModels` on first `get()` and keeps them.
 
-    def __init__(self, weights_dir: Path, detector: FaceDetector):
+    Args:
+        device: where the published networks run.
+        swap_loader: `(weights_dir, device) -> PublishedSwap | None`; tests and
+            benchmarks hand in networks built without weight files.
+    """
+
+    def __init__(
+        self, weights_dir: Path, detector: FaceDetector, device: str = "cpu",
+        swap_loader: Callable[[Path, str], PublishedSwap | None] = load_swap,
+    ):
         self.weights_dir = Path(weights_dir)
         self.detector = detector
+        self.device = device
+        self.swap_loader = swap_loader
         self._models: ReplaceModels | None = None
         self._lock = threading.Lock()
 
@@ -84,5 +103,7 @@ class ReplaceResources:
                     pool = load_or_build_pool(self.pool_folder, self.detector, predictor)
                 except PoolUnavailable as error:
                     raise ReplaceUnavailable(f"replace: {error}") from None
-                self._models = ReplaceModels(predictor, recognizer, pool)
+                self._models = ReplaceModels(predictor, recognizer, pool, self.swap_loader(self.weights_dir, self.device))
+                swap = self._models.swap
+                log.info("replace mode uses %s", f"{swap.backend} on {swap.device}" if swap else "the classical warp")
             return self._models

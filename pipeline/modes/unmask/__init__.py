@@ -14,10 +14,15 @@ Per face not kept:
    with an affine transform to the target's visible eyes and brows plus the
    detector's five points (`transplant.fit_donor_shape`); the donor is warped by
    that same transform, so its nose, mouth and chin land on the estimate;
-5. give it the target's colour, light, resolution and grain from the target's
-   visible skin (`replace.colour`);
+5. give it the target's colour and light from the target's visible skin
+   (`replace.colour`); when replace mode has its published networks (SimSwap
+   and ArcFace), harmonise the whole composited face with the identity swap,
+   using the identity ArcFace embeds from the person's own (masked) face
+   (`PublishedSwap.harmonise`), so the new lower face follows the person's
+   upper face; then the photo's resolution and grain;
 6. blend with the covering's pixel mask, dilated and feathered, limited to the
-   face below the eyes (`transplant.unmask_blend_mask`): never a hard edge.
+   face below the eyes (`transplant.unmask_blend_mask`): never a hard edge, and
+   nothing outside that region changes, harmonised or not.
 
 No identity check runs: the lower face is a stranger's, the eyes are the
 person's own. A masked face too small to fit landmarks is left unchanged and
@@ -29,19 +34,24 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
 from pipeline.modes import FaceReport, ModeOutput
-from pipeline.modes.replace import MAX_YAW, MIN_FACE_PX, distinct_identities, prepare_face, read_donor_image
+from pipeline.modes.replace import (
+    MAX_YAW, MIN_FACE_PX, PreparedFace, compose, distinct_identities, donor_label, prepare_face, read_donor_image,
+)
 from pipeline.modes.replace.colour import match_sharpness, to_lab
 from pipeline.modes.replace.donors import Target, median_skin_lab, rank_donors
 from pipeline.modes.replace.donors import Donor
-from pipeline.modes.replace.landmarks import FaceFeatures, eye_band, eye_ratio, face_features, mirror_landmarks
+from pipeline.modes.replace.landmarks import eye_band, eye_ratio, face_features, five_from_68, mirror_landmarks
 from pipeline.modes.unmask.covering import (
     MASKED_THRESHOLD, Covering, face_frame, find_covering, mask_probability, reference_skin, skin_distance,
 )
+from pipeline.modes.unmask.dataset import sample_matrix
+from pipeline.modes.unmask.inpaint import UnmaskNetworks, inpaint_face
 from pipeline.modes.unmask.transplant import covering_in_crop, render_lower_face, unmask_blend_mask
 from pipeline.regions import face_scale
 from pipeline.types import Face
@@ -51,13 +61,17 @@ log = logging.getLogger(__name__)
 NEUTRAL_SMILE = 0.8  # mouth width / eye distance of a closed, relaxed mouth: what donors are ranked against
 NEUTRAL_MAX_MOUTH_OPEN = 0.05  # donors with the mouth open wider than this are used only when no other is left
 NEUTRAL_MAX_SMILE = 0.9  # ... and those smiling wider than this
+NEUTRAL_EXPRESSIONS = ("", "neutral")  # and those acting another expression on the openpeople expression sheet (a frown, disgust, ...)
 SKIN_DEPTH = 0.2  # the target's colour reference ends this far below the eyes (eye-to-mouth distances)
 MIN_EYE_RATIO = 0.8  # five-point eye distance / eye-to-mouth below this is a profile view (as in the donor pool)
 
 
 def neutral_donors(donors: Sequence[Donor]) -> list[Donor]:
-    """The pool's donors with a closed, relaxed mouth, plus every donor of a gender that has none of those."""
-    neutral = [d for d in donors if d.mouth_open <= NEUTRAL_MAX_MOUTH_OPEN and d.smile <= NEUTRAL_MAX_SMILE]
+    """The pool's donors with a closed, relaxed mouth and no acted expression, plus every donor of a gender that has none."""
+    neutral = [
+        d for d in donors
+        if d.mouth_open <= NEUTRAL_MAX_MOUTH_OPEN and d.smile <= NEUTRAL_MAX_SMILE and d.expression in NEUTRAL_EXPRESSIONS
+    ]
     genders = {d.gender for d in neutral}
     return neutral + [d for d in donors if d.gender not in genders]
 
@@ -90,6 +104,7 @@ class UnmaskChanger:
         self.faces = tuple(faces)
         self.keep = frozenset(keep)
         self.resources = models.replace.get()
+        self.trained = models.unmask
         self.used_identities: Counter = Counter()
         self.used_images: Counter = Counter()
         self.reports: list[FaceReport] = []
@@ -103,7 +118,8 @@ class UnmaskChanger:
         """The mask with every face without a mask (its box, in crop pixels via `matrix`) set to 0."""
         mask = mask.copy()
         for x1, y1, x2, y2 in self.bare_boxes:
-            corners = np.array([[x1 - 1, y1 - 1, 1.0], [x2 + 1, y2 + 1, 1.0]]) @ matrix.T  # a pixel more for interpolation
+            x1, y1, x2, y2 = x1 - 1, y1 - 1, x2 + 1, y2 + 1  # a pixel more for interpolation
+            corners = np.array([[x1, y1, 1.0], [x2, y1, 1.0], [x1, y2, 1.0], [x2, y2, 1.0]]) @ matrix.T  # the crop may be rotated
             (cx1, cy1), (cx2, cy2) = np.floor(corners.min(axis=0)).astype(int), np.ceil(corners.max(axis=0)).astype(int)
             mask[max(0, cy1) : max(0, cy2), max(0, cx1) : max(0, cx2)] = 0.0
         return mask
@@ -121,16 +137,23 @@ class UnmaskChanger:
             reason = f"too small (under {MIN_FACE_PX} px)" if face_scale(face) < MIN_FACE_PX else "mask found, but not where it is"
             return self.leave(face, covering, reason)
         prepared = prepare_face(self.image, face, self.resources.predictor)
-        crop, points, face_px = prepared.crop, prepared.points, prepared.size_px
         five = np.hstack([np.asarray(face.landmarks), np.ones((5, 1))]) @ prepared.matrix.T
+        if abs(face_features(prepared.points).yaw) > MAX_YAW or eye_ratio(five) < MIN_EYE_RATIO:
+            return self.leave(face, covering, "turned too far from the camera for a reliable fit")
+        networks = self.trained.get() if self.trained is not None else None
+        if networks is not None:
+            return self.paint(face, covering, prepared, networks)
+        return self.transplant(face, covering, prepared, five)
+
+    def transplant(self, face: Face, covering: Covering, prepared: PreparedFace, five: np.ndarray) -> ModeOutput:
+        """Path (b): the lower face of a synthetic donor, in the person's colour and light."""
+        crop, points, face_px = prepared.crop, prepared.points, prepared.size_px
         shape = crop.shape[:2]
         band = eye_band(shape, points)
         seen = face_features(points)
-        if abs(seen.yaw) > MAX_YAW or eye_ratio(five) < MIN_EYE_RATIO:
-            return self.leave(face, covering, "turned too far from the camera for a reliable fit")
         target = Target(
             gender=face.gender, age=face.age,
-            features=FaceFeatures(seen.yaw, seen.roll_degrees, 0.0, NEUTRAL_SMILE, seen.size_px),
+            features=replace(seen, mouth_open=0.0, smile=NEUTRAL_SMILE),
             skin_lab=median_skin_lab(to_lab(crop), band), size_px=seen.size_px / prepared.scale,
         )
         candidates = rank_donors(neutral_donors(self.resources.pool.donors), target, self.used_identities, self.used_images)
@@ -144,17 +167,42 @@ class UnmaskChanger:
         covered = covering_in_crop(covering, prepared.matrix, shape)
         visible = own_skin(crop, five, band, covered)
         rendered, _ = render_lower_face(donor_image, donor_points, crop, points, five, visible, covered, face_px)
-        sharpness_reference = visible if visible.sum() >= 0.5 * band.sum() else band
-        rendered = match_sharpness(rendered, crop, sharpness_reference, prepared.scale, seed=face.number)
-        mask = self.spare_bare_faces(unmask_blend_mask(covered, five, face_px), prepared.matrix)
         self.used_identities[candidate.donor.identity] += 1
         self.used_images[candidate.key] += 1
-        self.reports.append(
-            FaceReport(face.number, "unmask", donor=candidate.donor.id + (" (mirrored)" if candidate.flip else ""),
-                       reason=f"mask probability {covering.probability:.2f}")
-        )
+        how = f"mask probability {covering.probability:.2f}; lower face from {donor_label(candidate)}"
         log.info("face %d unmasked with %s", face.number, candidate.donor.id)
-        return ModeOutput(crop=rendered, mask=mask, matrix=prepared.matrix)
+        return self.finish(face, crop, rendered, covered, five, face_px, visible if visible.sum() >= 0.5 * band.sum() else band,
+                           prepared.matrix, prepared.scale, how, donor_label(candidate))
+
+    def paint(self, face: Face, covering: Covering, prepared: PreparedFace, networks: UnmaskNetworks) -> ModeOutput:
+        """Path (a): the trained networks paint the face under the covering, in the aligned frame they were trained in."""
+        to_sample = sample_matrix(prepared.points, networks.size)
+        photo_to_sample = compose(to_sample, prepared.matrix)
+        side = (networks.size, networks.size)
+        sample = cv2.warpAffine(prepared.crop, to_sample, side, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+        points = np.hstack([prepared.points, np.ones((68, 1))]) @ to_sample.T
+        five = five_from_68(points)
+        face_px = prepared.size_px * float(np.hypot(to_sample[0, 0], to_sample[1, 0]))
+        covered = covering_in_crop(covering, photo_to_sample, side)
+        hole = unmask_blend_mask(covered, five, face_px) > 0  # every pixel the blend will show is painted
+        painted, _ = inpaint_face(networks, sample, hole.astype(np.float32))
+        band = eye_band(side, points)
+        how = f"mask probability {covering.probability:.2f}; painted by the trained networks ({networks.step} steps)"
+        scale = prepared.scale * float(np.hypot(to_sample[0, 0], to_sample[1, 0]))
+        return self.finish(face, sample, painted, covered, five, face_px, band, photo_to_sample, scale, how, None)
+
+    def finish(self, face: Face, crop: np.ndarray, rendered: np.ndarray, covered: np.ndarray, five: np.ndarray, face_px: float,
+               sharpness_reference: np.ndarray, matrix: np.ndarray, scale: float, how: str, donor: str | None) -> ModeOutput:
+        """Both paths: harmonise with the person's own identity when SimSwap is there, match the photo's grain, blend softly."""
+        mask = self.spare_bare_faces(unmask_blend_mask(covered, five, face_px), matrix)
+        swap = self.resources.swap
+        if swap is not None:  # the person's own identity, embedded from the masked original, over the new face
+            composite = np.round(crop * (1 - mask[..., None]) + rendered * mask[..., None]).astype(np.uint8)
+            rendered = swap.harmonise(crop, composite, five)
+            how += f"; harmonised by {swap.name}"
+        rendered = match_sharpness(rendered, crop, sharpness_reference, scale, seed=face.number)
+        self.reports.append(FaceReport(face.number, "unmask", donor=donor, reason=how))
+        return ModeOutput(crop=rendered, mask=mask, matrix=matrix)
 
 
 def start(image: np.ndarray, faces: Sequence[Face], keep: Collection[int], models) -> UnmaskChanger:
