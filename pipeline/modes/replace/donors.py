@@ -31,7 +31,7 @@ POOL_FORMAT = 2  # 2: eyes_open, facial_hair and expression added; an older pool
 # Cost weights of `rank_donors`; a cost of 1 is roughly "10 years of age".
 AGE_COST_PER_YEAR = 0.1
 YAW_COST = 4.0  # per unit of yaw (-1..1)
-MOUTH_COST = 3.0  # per unit of mouth openness
+MOUTH_COST = 10.0  # per unit of mouth openness (a closed mouth warped open splits the lips)
 SMILE_COST = 1.0  # per unit of smile (mouth width / eye distance)
 EYES_COST = 15.0  # per unit of eye openness (open eyes about 0.3, closed under 0.15)
 FACIAL_HAIR_COST = 4.0  # per unit of facial hair (0 clean-shaven .. 1 full beard)
