@@ -65,7 +65,7 @@ PHOTOS = (("fr_two_people.jpg", 1), ("kagglemask_maksssksksss389.jpg", 10))  # (
 def random_swap(device: str) -> PublishedSwap:
     """SimSwap 224, ArcFace (IR-SE-50) and BiSeNet in their real architectures, with random weights."""
     from pipeline.networks import arcface, bisenet, simswap
-    from tests.test_published_models import randomise
+    from tests.networks import randomise
 
     networks = (simswap.SimSwapGenerator(224), arcface.ArcFaceResNet(use_se=True), bisenet.BiSeNet(19))
     return PublishedSwap(*(randomise(network).to(device) for network in networks), device=device)

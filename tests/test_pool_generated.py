@@ -29,7 +29,7 @@ from pipeline.modes.replace.donors import Donor, read_pool
 from pipeline.modes.replace.generated import FaceReaders, GenerationRequest, StyleGenerator
 from pipeline.modes.replace.pool import add_donors, build_pool, fit_donor_face, save_donor
 from tests.helpers import PROJECT_ROOT, cached_models, photo_rgb
-from tests.test_published_models import SMALL_STYLEGAN, FakeNvidiaModules, small_generator
+from tests.networks import SMALL_STYLEGAN, FakeNvidiaModules, small_generator
 
 SIDE = 160  # stand-in pictures, pixels
 CALIBRATION_SAMPLES = 32

@@ -19,19 +19,7 @@ from torch import nn
 from pipeline import weights
 from pipeline.errors import CorruptWeights
 from pipeline.networks import arcface, bisenet, simswap, stylegan2
-
-
-def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights and batch-norm statistics, so a wrong key or a skipped layer shows in the outputs."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point():
-                values = torch.rand(tensor.shape, generator=generator) * 0.5 + 0.75 if name.endswith("running_var") else (
-                    torch.randn(tensor.shape, generator=generator) * 0.05
-                )
-                tensor.copy_(values)
-    return model.eval()
+from tests.networks import SMALL_LAYERS, SMALL_STYLEGAN, FakeNvidiaModules, TemporaryModules, randomise, small_generator
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -130,23 +118,6 @@ def test_a_224_checkpoint_is_refused_as_512(tmp_path, simswap_224):
 
 
 # --- SimSwap's ArcFace ----------------------------------------------------------------------------
-
-SMALL_LAYERS = (1, 2, 1, 1)
-
-
-class TemporaryModules:
-    """Base for stand-in modules registered in sys.modules only inside a `with` block; restores the originals."""
-
-    def remember(self, names) -> None:
-        self.saved = {name: sys.modules.get(name) for name in names}
-
-    def __exit__(self, *exc):
-        for name, module in self.saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
 
 class FakeArcfaceModules(TemporaryModules):
     """`models.arcface_models` as SimSwap's pickles name it; registered only while a test writes a pickle."""
@@ -286,62 +257,6 @@ def test_new_entries_name_their_license_and_source(name):
 
 
 # --- StyleGAN2-ADA --------------------------------------------------------------------------------
-
-
-SMALL_STYLEGAN = {
-    "z_dim": 32, "c_dim": 0, "w_dim": 32, "img_resolution": 16, "img_channels": 3,
-    "mapping_kwargs": {"num_layers": 2},
-    "synthesis_kwargs": {"channel_base": 256, "channel_max": 32, "num_fp16_res": 0, "conv_clamp": 256},
-}  # fmt: skip
-
-
-def small_generator(seed: int = 8, **changes) -> stylegan2.Generator:
-    kwargs = {**SMALL_STYLEGAN, **changes}
-    model = stylegan2.Generator(**kwargs)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith(("noise_strength", "w_avg")) or name.endswith(".bias"):
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1)
-    return model.eval()
-
-
-class FakeNvidiaModules(TemporaryModules):
-    """`torch_utils.persistence` and `dnnlib.util` just long enough to write a pickle the way NVIDIA's code does."""
-
-    names = ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util")
-
-    def __enter__(self):
-        self.remember(self.names)
-        modules = {name: types.ModuleType(name) for name in self.names}
-
-        def _reconstruct_persistent_obj(meta):
-            raise AssertionError("never called while writing")
-
-        _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-        _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-        modules["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
-        self.reconstruct = _reconstruct_persistent_obj
-        self.EasyDict = type("EasyDict", (dict,), {"__module__": "dnnlib.util", "__qualname__": "EasyDict"})
-        modules["dnnlib.util"].EasyDict = self.EasyDict
-        sys.modules.update(modules)
-        return self
-
-    def dump(self, content, path, module_src: str):
-        """Pickle like persistence.persistent_class: each module as (_reconstruct_persistent_obj, (meta,))."""
-        fake = self
-
-        class Pickler(pickle.Pickler):
-            def reducer_override(self, obj):
-                if isinstance(obj, nn.Module) and type(obj).__module__ == stylegan2.__name__:
-                    state = dict(obj.__dict__, _init_args=(), _init_kwargs=getattr(obj, "fake_init_kwargs", fake.EasyDict()))
-                    meta = {"type": "class", "version": 6, "module_src": module_src, "class_name": type(obj).__name__, "state": state}
-                    return (fake.reconstruct, (meta,))
-                return NotImplemented
-
-        with open(path, "wb") as handle:
-            Pickler(handle, protocol=4).dump(content)
-
 
 
 def test_stylegan2_persistent_pickle_loads_without_executing_its_source(tmp_path):

@@ -3,11 +3,12 @@
 from collections import Counter
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from pipeline.analysis import available_modes, change_faces_reported, find_faces
-from pipeline.modes.replace import MIN_FACE_PX, prepare_face
-from pipeline.modes.replace.colour import masked_stats, to_lab, transfer_colour
+from pipeline.modes.replace import MIN_FACE_PX, donor_attempts, prepare_face
+from pipeline.modes.replace.colour import masked_stats, match_sharpness, to_lab, transfer_colour
 from pipeline.modes.replace.donors import Donor, Target, rank_donors
 from pipeline.modes.replace.identity import MIN_DISTANCE, describe_face
 from pipeline.modes.replace.landmarks import FaceFeatures
@@ -98,16 +99,53 @@ def test_faces_that_fail_the_anonymity_check_are_blurred_and_reported():
             assert report.reason
 
 
-def make_donor(identity: str, gender: str, age: float, yaw: float = 0.0, mouth_open: float = 0.05, number: int = 0) -> Donor:
+def make_donor(
+    identity: str, gender: str, age: float, yaw: float = 0.0, mouth_open: float = 0.05, number: int = 0,
+    eyes_open: float = 0.3, facial_hair: float = 0.0,
+) -> Donor:
     return Donor(
         id=f"{identity}-{number}", identity=identity, source="test", file="x.jpg", gender=gender, age=age,
-        landmarks=((0.0, 0.0),) * 68, yaw=yaw, roll_degrees=0.0, mouth_open=mouth_open, smile=1.0, eyes_open=0.3, facial_hair=0.0, expression="",
-        skin_lab=(60.0, 12.0, 16.0), size_px=100.0,
+        landmarks=((0.0, 0.0),) * 68, yaw=yaw, roll_degrees=0.0, mouth_open=mouth_open, smile=1.0, eyes_open=eyes_open,
+        facial_hair=facial_hair, expression="", skin_lab=(60.0, 12.0, 16.0), size_px=100.0,
     )
 
 
-def target(gender="female", age=30.0, yaw=0.0, mouth_open=0.05) -> Target:
-    return Target(gender, age, FaceFeatures(yaw, 0.0, mouth_open, 1.0, 80.0, 0.3), (60.0, 12.0, 16.0), 80.0)
+def target(gender="female", age=30.0, yaw=0.0, mouth_open=0.05, facial_hair=None) -> Target:
+    return Target(gender, age, FaceFeatures(yaw, 0.0, mouth_open, 1.0, 80.0, 0.3), (60.0, 12.0, 16.0), 80.0, facial_hair)
+
+
+def test_rank_donors_prefers_open_eyes_and_the_targets_facial_hair():
+    donors = [make_donor("closed", "male", 40, eyes_open=0.1), make_donor("beard", "male", 40, facial_hair=1.0),
+              make_donor("shaven", "male", 45)]  # fmt: skip
+    assert rank_donors(donors, target("male", 40, facial_hair=0.0))[0].donor.identity == "shaven"
+    assert rank_donors(donors, target("male", 40, facial_hair=1.0))[0].donor.identity == "beard"
+    masked = rank_donors(donors, target("male", 40, facial_hair=None))  # lower face unseen: facial hair does not count
+    assert masked[0].donor.identity == "beard" and masked[-1].donor.identity == "closed"
+
+
+def test_classical_replace_tries_every_person_before_anyones_second_crop():
+    donors = [make_donor("a", "female", 30, number=0), make_donor("a", "female", 30, number=1), make_donor("b", "female", 50)]
+    attempts = donor_attempts(rank_donors(donors, target()), 4)
+    assert [c.donor.identity for c in attempts[:2]] == ["a", "b"] and len({c.key for c in attempts}) == 4
+
+
+def test_the_pool_marks_every_crop_of_its_bearded_man_and_no_other_man():
+    men = [d for d in cached_models().replace.get().pool.donors if d.gender == "male"]
+    assert {d.identity for d in men if d.facial_hair > 0.5} == {"openpeople:P005"}
+    assert all(d.facial_hair > 0.5 for d in men if d.identity == "openpeople:P005")
+
+
+def test_sharpness_matching_does_not_blur_a_sharp_donor_for_its_shading():
+    rng = np.random.default_rng(0)
+    skin = np.clip(rng.normal(150, 6, (96, 96, 3)), 0, 255)  # the same fine texture in both
+    rows, columns = np.mgrid[0:96, 0:96]
+    shading = 70 * np.exp(-((rows - 40) ** 2 + (columns - 48) ** 2) / (2 * 12.0**2))  # a nose's shadow: coarse structure
+    donor = np.clip(skin - shading[..., None], 0, 255).astype(np.uint8)
+    skin = skin.astype(np.uint8)
+    weights = np.zeros((96, 96), np.float32)
+    weights[10:80, 10:86] = 1.0
+    assert np.array_equal(match_sharpness(donor, skin, weights, work_scale=1.0), donor)
+    assert not np.array_equal(match_sharpness(donor, cv2.GaussianBlur(skin, (0, 0), 2.0), weights, work_scale=1.0), donor)
 
 
 def test_rank_donors_keeps_gender_prefers_near_age_and_matches_pose_by_flipping():

@@ -30,7 +30,7 @@ from pipeline.networks import arcface
 from pipeline.networks.bisenet import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.regions import face_bounds, face_scale
 from tests.helpers import cached_models, photo_rgb
-from tests.test_published_models import SMALL_LAYERS, randomise
+from tests.networks import SMALL_LAYERS, randomise
 
 
 class IdentityGenerator(nn.Module):

@@ -183,3 +183,11 @@ def test_hidden_landmarks_follow_the_visible_ones():
     hidden[JAW + NOSE + OUTER_LIPS + INNER_LIPS] = 0.0  # under the mask: not used by the fit
     _, estimated = fit_donor_shape(donor_points, hidden, five_from_68(target))
     assert np.abs(estimated - target).max() < 1e-6
+
+
+def test_lower_faces_come_only_from_donors_with_a_closed_relaxed_mouth():
+    donors = cached_models().replace.get().pool.donors
+    chosen = unmask_mode.neutral_donors(donors)
+    assert chosen and {d.gender for d in chosen} == {d.gender for d in donors}
+    assert all(d.expression in ("", "neutral") and d.mouth_open <= unmask_mode.NEUTRAL_MAX_MOUTH_OPEN for d in chosen)
+    assert any(d.expression == "determined" for d in donors)  # a frown the transplant used to paste under masks
