@@ -48,13 +48,14 @@ STAGES = {
     "landmarks": (replace_mode, "prepare_face", unmask_mode),
     "donor choice": (donors_module, "rank_donors", unmask_mode),
     "transplant (warp, colour, edges)": (transplant, "render_lower_face", unmask_mode),
-    "networks (segment, inpaint)": (inpaint, "inpaint_face", unmask_mode),
+    "segmenter": (inpaint, "predict_masks", unmask_mode),
+    "inpainter": (inpaint, "inpaint_face", unmask_mode),
     "harmonise (SimSwap)": (PublishedSwap, "harmonise", None),
     "grain": (colour, "match_sharpness", unmask_mode),
     "paste": (analysis, "paste_back", None),
 }
 TRANSPLANT_STAGES = ("mask finder", "landmarks", "donor choice", "transplant (warp, colour, edges)", "harmonise (SimSwap)", "grain", "paste")
-NETWORK_STAGES = ("mask finder", "landmarks", "networks (segment, inpaint)", "harmonise (SimSwap)", "grain", "paste")
+NETWORK_STAGES = ("mask finder", "landmarks", "segmenter", "inpainter", "harmonise (SimSwap)", "grain", "paste")
 PHOTOS = ("kagglemask_maksssksksss52.jpg", "kagglemask_maksssksksss389.jpg")
 
 

@@ -51,7 +51,7 @@ from pipeline.modes.unmask.covering import (
     MASKED_THRESHOLD, Covering, face_frame, find_covering, mask_probability, reference_skin, skin_distance,
 )
 from pipeline.modes.unmask.dataset import sample_matrix
-from pipeline.modes.unmask.inpaint import UnmaskNetworks, inpaint_face
+from pipeline.modes.unmask.inpaint import UnmaskNetworks, holes_from_probabilities, inpaint_face, predict_masks
 from pipeline.modes.unmask.transplant import covering_in_crop, render_lower_face, unmask_blend_mask
 from pipeline.regions import face_scale
 from pipeline.types import Face
@@ -175,7 +175,11 @@ class UnmaskChanger:
                            prepared.matrix, prepared.scale, how, donor_label(candidate))
 
     def paint(self, face: Face, covering: Covering, prepared: PreparedFace, networks: UnmaskNetworks) -> ModeOutput:
-        """Path (a): the trained networks paint the face under the covering, in the aligned frame they were trained in."""
+        """Path (a): the trained networks paint the face under the covering, in the aligned frame they were trained in.
+
+        The hole is the colour test's covering joined with the segmenter's, so a rim or
+        loop that one of them misses is painted over too; it stays below the eyes.
+        """
         to_sample = sample_matrix(prepared.points, networks.size)
         photo_to_sample = compose(to_sample, prepared.matrix)
         side = (networks.size, networks.size)
@@ -183,7 +187,9 @@ class UnmaskChanger:
         points = np.hstack([prepared.points, np.ones((68, 1))]) @ to_sample.T
         five = five_from_68(points)
         face_px = prepared.size_px * float(np.hypot(to_sample[0, 0], to_sample[1, 0]))
-        covered = covering_in_crop(covering, photo_to_sample, side)
+        found = covering_in_crop(covering, photo_to_sample, side)
+        segmented = holes_from_probabilities(predict_masks(networks, sample[None]))[0]
+        covered = np.maximum(found, segmented)  # what either the colour test or the segmenter sees as mask
         hole = unmask_blend_mask(covered, five, face_px) > 0  # every pixel the blend will show is painted
         painted, _ = inpaint_face(networks, sample, hole.astype(np.float32))
         band = eye_band(side, points)
