@@ -185,9 +185,10 @@ def test_hidden_landmarks_follow_the_visible_ones():
     assert np.abs(estimated - target).max() < 1e-6
 
 
-def test_lower_faces_come_only_from_donors_with_a_closed_relaxed_mouth():
+def test_lower_faces_come_only_from_clean_shaven_donors_with_a_closed_relaxed_mouth():
     donors = cached_models().replace.get().pool.donors
     chosen = unmask_mode.neutral_donors(donors)
     assert chosen and {d.gender for d in chosen} == {d.gender for d in donors}
     assert all(d.expression in ("", "neutral") and d.mouth_open <= unmask_mode.NEUTRAL_MAX_MOUTH_OPEN for d in chosen)
+    assert all(d.facial_hair < 0.5 for d in chosen)
     assert any(d.expression == "determined" for d in donors)  # a frown the transplant used to paste under masks

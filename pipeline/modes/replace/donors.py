@@ -97,7 +97,7 @@ class Target:
     features: FaceFeatures
     skin_lab: tuple[float, float, float]
     size_px: float  # eye-to-mouth distance as the face will be shown (photo pixels)
-    facial_hair: float | None = None  # None when the lower face cannot be seen (under a face mask)
+    facial_hair: float  # 0 clean-shaven .. 1 full beard (see `facial_hair`)
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,7 @@ def donor_cost(donor: Donor, flip: bool, target: Target) -> float:
     cost += MOUTH_COST * abs(donor.mouth_open - target.features.mouth_open)
     cost += SMILE_COST * abs(donor.smile - target.features.smile)
     cost += EYES_COST * abs(donor.eyes_open - target.features.eyes_open)
-    if target.facial_hair is not None:
-        cost += FACIAL_HAIR_COST * abs(donor.facial_hair - target.facial_hair)
+    cost += FACIAL_HAIR_COST * abs(donor.facial_hair - target.facial_hair)
     cost += LIGHTNESS_COST_PER_UNIT * abs(donor.skin_lab[0] - target.skin_lab[0])
     cost += CHROMA_COST_PER_UNIT * math.hypot(donor.skin_lab[1] - target.skin_lab[1], donor.skin_lab[2] - target.skin_lab[2])
     if donor.size_px < 0.8 * target.size_px:

@@ -67,10 +67,12 @@ MIN_EYE_RATIO = 0.8  # five-point eye distance / eye-to-mouth below this is a pr
 
 
 def neutral_donors(donors: Sequence[Donor]) -> list[Donor]:
-    """The pool's donors with a closed, relaxed mouth and no acted expression, plus every donor of a gender that has none."""
+    """The pool's clean-shaven donors with a closed, relaxed mouth and no acted expression, plus every donor of a
+    gender that has none (what is under a mask is unknown: a beard pasted there looks false)."""
     neutral = [
         d for d in donors
         if d.mouth_open <= NEUTRAL_MAX_MOUTH_OPEN and d.smile <= NEUTRAL_MAX_SMILE and d.expression in NEUTRAL_EXPRESSIONS
+        and d.facial_hair < 0.5
     ]
     genders = {d.gender for d in neutral}
     return neutral + [d for d in donors if d.gender not in genders]
@@ -155,6 +157,7 @@ class UnmaskChanger:
             gender=face.gender, age=face.age,
             features=replace(seen, mouth_open=0.0, smile=NEUTRAL_SMILE),
             skin_lab=median_skin_lab(to_lab(crop), band), size_px=seen.size_px / prepared.scale,
+            facial_hair=0.0,  # unseen under the mask; donors are clean-shaven (`neutral_donors`)
         )
         candidates = rank_donors(neutral_donors(self.resources.pool.donors), target, self.used_identities, self.used_images)
         if not candidates:
