@@ -33,6 +33,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -123,6 +124,15 @@ def to_crops(images) -> list[np.ndarray]:
     return list(array)
 
 
+def arcface_identity(arcface, images):
+    """L2-normalised ArcFace embeddings of N×3×S×S RGB crops in [0, 1] aligned as SimSwap aligns them:
+    ImageNet-normalised and resized to 112×112 (nearest, as SimSwap does)."""
+    import torch.nn.functional as F
+
+    small = F.interpolate(imagenet_normalised(images), size=(ARCFACE_SIZE, ARCFACE_SIZE))
+    return F.normalize(arcface(small).float(), dim=1)
+
+
 def imagenet_normalised(images):
     """N×3×H×W RGB in [0, 1] normalised with the ImageNet mean and std (ArcFace's and BiSeNet's input)."""
     import torch
@@ -176,16 +186,9 @@ class PublishedSwap:
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """ArcFace identities of aligned crops: N×512 float32, L2-normalised."""
-        import torch.nn.functional as F
-
         if not len(crops):
             return np.zeros((0, 512), np.float32)
-
-        def identity(images):
-            small = F.interpolate(imagenet_normalised(images), size=(ARCFACE_SIZE, ARCFACE_SIZE))  # nearest, as SimSwap
-            return F.normalize(self.arcface(small).float(), dim=1)
-
-        return self.run(identity, to_tensor(crops)).numpy()
+        return self.run(partial(arcface_identity, self.arcface), to_tensor(crops)).numpy()
 
     def embed_cached(self, items: Sequence[tuple[Hashable, Callable[[], np.ndarray]]]) -> np.ndarray:
         """Identities of (key, aligned crop maker) pairs; each key is embedded once per process, in one batch."""

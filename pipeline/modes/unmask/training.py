@@ -35,9 +35,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from pipeline.align import estimate_similarity
+from pipeline.align import warp_face
 from pipeline.errors import CorruptWeights, MissingWeights, PipelineError, WeightsError
 from pipeline.modes.replace.landmarks import five_from_68
+from pipeline.modes.replace.published import TEMPLATES, arcface_identity, to_tensor
 from pipeline.modes.unmask.checkpoint import build_networks, checkpoint_document, save_checkpoint
 from pipeline.modes.unmask.dataset import TRAIN_SIZE, FaceSample, collect_faces, make_triple
 from pipeline.modes.unmask.inpaint import (
@@ -54,13 +55,8 @@ SSIM_WEIGHT = 1.0  # weight of 1 - SSIM (over the hole) in the inpainter's loss
 DICE_WEIGHT = 1.0  # weight of 1 - Dice in the segmenter's loss
 PROGRESS_SECONDS = 10.0  # a progress line at least this often (and after the first and last step)
 TELEA_RADIUS = 3  # pixels, OpenCV's inpainting radius for the baseline
-# ArcFace's five-point template for its 112×112 input (eye centres, nose tip, mouth corners), as SimSwap aligns it.
-ARCFACE_TEMPLATE = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]], np.float64
-)
-ARCFACE_SIZE = 112
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # ArcFace's input normalisation (see networks/arcface.py)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+SWAP_SIZE = 224  # identity crops are aligned as for SimSwap 224, whose ArcFace this is
+SWAP_TEMPLATE = TEMPLATES[SWAP_SIZE]
 
 
 class NoTrainingFaces(PipelineError):
@@ -389,7 +385,7 @@ def telea_inpaint(masked: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 class IdentityEncoder:
-    """ArcFace (SimSwap's `arcface_simswap`) embeddings of aligned faces, to compare identities."""
+    """ArcFace (SimSwap's `arcface_simswap`) embeddings of faces, aligned and normalised as replace mode embeds them."""
 
     def __init__(self, model, device: str):
         self.model = model
@@ -398,15 +394,8 @@ class IdentityEncoder:
     @torch.no_grad()
     def embed(self, faces: np.ndarray, points68: list[np.ndarray]) -> np.ndarray:
         """N×512 unit-length embeddings of N×S×S×3 uint8 faces with their 68 landmarks."""
-        crops = np.stack([
-            cv2.warpAffine(face, estimate_similarity(five_from_68(points), ARCFACE_TEMPLATE), (ARCFACE_SIZE, ARCFACE_SIZE),
-                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            for face, points in zip(faces, points68)
-        ])
-        x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        mean, std = (torch.tensor(values, device=self.device)[:, None, None] for values in (IMAGENET_MEAN, IMAGENET_STD))
-        x = (x - mean) / std
-        return F.normalize(self.model(x), dim=1).cpu().numpy()
+        crops = [warp_face(face, five_from_68(points), SWAP_TEMPLATE, SWAP_SIZE)[0] for face, points in zip(faces, points68)]
+        return arcface_identity(self.model, to_tensor(crops).to(self.device)).cpu().numpy()
 
 
 def load_identity_encoder(device: str) -> tuple[IdentityEncoder | None, str | None]:
