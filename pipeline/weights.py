@@ -458,25 +458,37 @@ def temporary_file(target: Path, parts: list[Path]) -> Path:
 def download(url: str, destination: Path, label: str, progress: TextIO) -> tuple[int, str]:
     """Stream `url` (redirects followed) into `destination` with a progress bar; its size and sha256."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    digest = hashlib.sha256()
-    done, total, bar = 0, None, None
+    copied, total, bar = HashingCopy(), None, None
     try:
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, destination.open("wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             bar = ProgressBar(label, total, progress)
-            while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                bar.show(done)
+            copied.run(response, out, bar.show)
     except (OSError, ValueError, http.client.HTTPException) as error:
         raise FetchFailed(f"cannot download {url}: {network_cause(error)}") from None
     finally:
         if bar:
-            bar.show(done, final=True)
-    if total is not None and done != total:  # http.client ends a read quietly when the connection drops
-        raise FetchFailed(f"cannot download {url}: the server closed the connection after {done} of {total} bytes")
-    return done, digest.hexdigest()
+            bar.show(copied.size, final=True)
+    if total is not None and copied.size != total:  # http.client ends a read quietly when the connection drops
+        raise FetchFailed(f"cannot download {url}: the server closed the connection after {copied.size} of {total} bytes")
+    return copied.size, copied.digest.hexdigest()
+
+
+class HashingCopy:
+    """Copies a stream into a file in chunks, counting bytes and hashing them (sha256) on the way."""
+
+    def __init__(self):
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def run(self, source, out, on_chunk: Callable[[int], None] | None = None) -> None:
+        """Copy all of `source` into `out`; `on_chunk(bytes so far)` after each chunk."""
+        while chunk := source.read(CHUNK_BYTES):
+            out.write(chunk)
+            self.digest.update(chunk)
+            self.size += len(chunk)
+            if on_chunk:
+                on_chunk(self.size)
 
 
 def network_cause(error: BaseException) -> str:
@@ -510,16 +522,12 @@ def extract_member(archive_path: Path, pattern: str, destination: Path, url: str
             if len(members) != 1:
                 found = ", ".join(m.filename for m in members[:3]) or "none"
                 raise FetchFailed(f"{url} must hold exactly one file matching {pattern!r}; found: {found}")
-            digest = hashlib.sha256()
-            size = 0
+            copied = HashingCopy()
             with archive.open(members[0]) as source, destination.open("wb") as out:
-                while chunk := source.read(CHUNK_BYTES):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
+                copied.run(source, out)
     except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, zlib.error) as error:
         raise FetchFailed(f"{url} is not a readable zip archive ({error})") from None
-    return size, digest.hexdigest()
+    return copied.size, copied.digest.hexdigest()
 
 
 def unchecked_note(entry: WeightFile) -> str:

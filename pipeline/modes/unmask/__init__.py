@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 NEUTRAL_SMILE = 0.8  # mouth width / eye distance of a closed, relaxed mouth: what donors are ranked against
 NEUTRAL_MAX_MOUTH_OPEN = 0.05  # donors with the mouth open wider than this are used only when no other is left
 NEUTRAL_MAX_SMILE = 0.9  # ... and those smiling wider than this
-NEUTRAL_EXPRESSIONS = ("", "neutral")  # and those acting another expression on the openpeople expression sheet (a frown, disgust, ...)
+NEUTRAL_EXPRESSIONS = ("", "neutral")  # ... and those acting another expression on the openpeople sheet (a frown, ...)
 SKIN_DEPTH = 0.2  # the target's colour reference ends this far below the eyes (eye-to-mouth distances)
 MIN_EYE_RATIO = 0.8  # five-point eye distance / eye-to-mouth below this is a profile view (as in the donor pool)
 
@@ -189,7 +189,8 @@ class UnmaskChanger:
         sample = cv2.warpAffine(prepared.crop, to_sample, side, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
         points = np.hstack([prepared.points, np.ones((68, 1))]) @ to_sample.T
         five = five_from_68(points)
-        face_px = prepared.size_px * float(np.hypot(to_sample[0, 0], to_sample[1, 0]))
+        sample_scale = float(np.hypot(to_sample[0, 0], to_sample[1, 0]))  # sample pixels per work-crop pixel
+        face_px = prepared.size_px * sample_scale
         found = covering_in_crop(covering, photo_to_sample, side)
         segmented = holes_from_probabilities(predict_masks(networks, sample[None]))[0]
         covered = np.maximum(found, segmented)  # what either the colour test or the segmenter sees as mask
@@ -197,7 +198,7 @@ class UnmaskChanger:
         painted, _ = inpaint_face(networks, sample, hole.astype(np.float32))
         band = eye_band(side, points)
         how = f"mask probability {covering.probability:.2f}; painted by the trained networks ({networks.step} steps)"
-        scale = prepared.scale * float(np.hypot(to_sample[0, 0], to_sample[1, 0]))
+        scale = prepared.scale * sample_scale  # sample pixels per photo pixel
         return self.finish(face, sample, painted, covered, five, face_px, band, photo_to_sample, scale, how, None)
 
     def finish(self, face: Face, crop: np.ndarray, rendered: np.ndarray, covered: np.ndarray, five: np.ndarray, face_px: float,
