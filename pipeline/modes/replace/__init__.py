@@ -15,8 +15,9 @@ the choice is logged once and named in each replaced face's report):
 2. choose a donor from the pool (`donors.rank_donors`): same gender, nearest
    age, closest pose, expression and skin tone, no synthetic person twice in a
    photo while others of that gender are left;
-3. warp the donor onto the target's landmarks (`warp.warp_piecewise`), give it
-   the target's colour, light, resolution and grain (`colour`);
+3. warp the donor onto the target's jaw line with its own inner features
+   (`warp.donor_layout`, `warp.warp_piecewise`), give it the target's colour,
+   light, resolution and grain (`colour`);
 4. mask = feathered, eroded face region, minimum with the target's visible skin
    (hands, medical masks and hair in front of the face keep their pixels);
 5. check anonymity with dlib's face descriptors (`identity`): the result must
@@ -49,7 +50,7 @@ from pipeline.modes.replace.landmarks import (
     dlib_box_from_five, eye_band, face_features, face_outline, feature_mask, fill_polygon, find_landmarks68,
     five_from_68, landmark_disagreement, mirror_landmarks,
 )
-from pipeline.modes.replace.warp import warp_piecewise
+from pipeline.modes.replace.warp import donor_layout, warp_piecewise
 from pipeline.regions import face_bounds, face_mask, face_scale
 from pipeline.types import Face
 
@@ -145,7 +146,7 @@ class ScreenedFace:
     mask: np.ndarray  # the classical blend mask over the work crop
     skin_area: np.ndarray  # face region without eyes, brows and lips
     target_skin: np.ndarray  # ... where the face's own skin is visible
-    band: np.ndarray  # skin between brows and nose, the colour reference
+    region: np.ndarray  # the whole face region, where sharpness is compared
     descriptor: np.ndarray  # dlib descriptor of the original
 
 
@@ -221,9 +222,9 @@ class ReplaceChanger:
             FaceReport(face.number, "replace", True, check.distance, check.kept_distance, donor_label(candidate), reason=how)
         )
 
-    def check_identity(self, composite: np.ndarray, screened: ScreenedFace, **arcface) -> IdentityCheck:
-        """The anonymity check of a replaced work crop (dlib), plus ArcFace's similarities when given."""
-        descriptor = describe_face(self.resources.recognizer, composite, screened.prepared.points)
+    def check_identity(self, composite: np.ndarray, points: np.ndarray, screened: ScreenedFace, **arcface) -> IdentityCheck:
+        """The anonymity check of a replaced work crop whose 68 landmarks are `points` (dlib), plus ArcFace's similarities when given."""
+        descriptor = describe_face(self.resources.recognizer, composite, points)
         return IdentityCheck(
             descriptor_distance(descriptor, screened.descriptor), closest_distance(descriptor, self.kept_descriptors()), **arcface
         )
@@ -254,7 +255,7 @@ class ReplaceChanger:
             size_px=features.size_px / prepared.scale, facial_hair=facial_hair(lab, points, skin_lab),
         )
         descriptor = describe_face(self.resources.recognizer, crop, points)
-        return ScreenedFace(face, prepared, target, blend_mask(region, visible, face_px), skin_area, skin_area * visible, band, descriptor)
+        return ScreenedFace(face, prepared, target, blend_mask(region, visible, face_px), skin_area, skin_area * visible, region, descriptor)
 
     def apply(self, face: Face) -> ModeOutput:
         """Replace one face, or blur it when replacing it would not be safe or natural."""
@@ -273,9 +274,9 @@ class ReplaceChanger:
         candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images)
         best = None
         for candidate in donor_attempts(candidates, MAX_DONORS_TRIED):
-            new_pixels = self.render_donor(candidate, screened)
+            new_pixels, points = self.render_donor(candidate, screened)
             composite = np.round(crop * (1 - mask[..., None]) + new_pixels * mask[..., None]).astype(np.uint8)
-            check = self.check_identity(composite, screened)
+            check = self.check_identity(composite, points, screened)
             if best is None or check.distance > best.distance:
                 best = check
             if check.passed:
@@ -285,14 +286,15 @@ class ReplaceChanger:
                 return ModeOutput(crop=new_pixels, mask=mask, matrix=prepared.matrix)
         return self.fall_back_unmatched(face, best, CLASSICAL)
 
-    def render_donor(self, candidate: Candidate, screened: ScreenedFace) -> np.ndarray:
-        """The donor warped onto the target, with the target's colour, light, resolution and grain."""
+    def render_donor(self, candidate: Candidate, screened: ScreenedFace) -> tuple[np.ndarray, np.ndarray]:
+        """The donor warped onto the target with the target's colour, light, resolution and grain, and its 68 landmarks there."""
         prepared = screened.prepared
-        crop, points, face_px = prepared.crop, prepared.points, prepared.size_px
+        crop, face_px = prepared.crop, prepared.size_px
         donor_image, donor_points = self.donor(candidate)
-        warped = warp_piecewise(donor_image, donor_points, points, (crop.shape[1], crop.shape[0]))
+        layout = donor_layout(donor_points, prepared.points)
+        warped = warp_piecewise(donor_image, donor_points, layout, (crop.shape[1], crop.shape[0]))
         coloured = transfer_colour(warped, crop, screened.skin_area, screened.target_skin, face_px)
-        return match_sharpness(coloured, crop, screened.band, prepared.scale, seed=screened.face.number)
+        return match_sharpness(coloured, crop, screened.region, prepared.scale, seed=screened.face.number), layout
 
     def donor(self, candidate: Candidate) -> tuple[np.ndarray, np.ndarray]:
         """The donor's pool crop (mirrored when the candidate says so) and its 68 landmarks there."""
@@ -389,7 +391,7 @@ class ReplaceChanger:
         work_mask = cv2.warpAffine(mask, to_work, size, flags=cv2.INTER_LINEAR, borderValue=0.0)[..., None]
         composite = np.round(work * (1 - work_mask) + new_pixels * work_mask).astype(np.uint8)
         check = self.check_identity(
-            composite, screened,
+            composite, screened.prepared.points, screened,
             similarity=float(identity @ job.identity), kept_similarity=closest_similarity(identity, self.kept_identities),
         )
         if check.passed:

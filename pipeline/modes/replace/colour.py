@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 LIGHT_SIGMA = 0.2  # low-frequency light, Gaussian sigma as a fraction of the face size
-CHROMA_STD_LIMITS = (0.7, 1.4)  # how much contrast (L, a, b) may be stretched or squeezed
+LIGHTNESS_STD_LIMITS = (0.7, 1.4)  # how much the donor's lightness contrast may be squeezed or stretched
+CHROMA_STD_LIMITS = (0.0, 1.4)  # ... and its colour contrast (down to none: a black-and-white photo has no colour)
 SKIN_SPREAD_LIMITS = (2.5, 5.0)  # robust chroma spread of the reference skin, LAB units
 SKIN_DISTANCE = (2.0, 3.5)  # chroma distance in spreads: fully skin below the first, not skin above the second
 BLUR_STEPS = (0.0, 0.5, 0.8, 1.2, 1.7, 2.4)  # candidate Gaussian sigmas, in target pixels
@@ -64,7 +65,7 @@ def transfer_colour(
     for channel in (1, 2):
         ratio = np.clip(target_std[channel] / max(donor_std[channel], 1e-3), *CHROMA_STD_LIMITS)
         out[..., channel] = (donor_lab[..., channel] - donor_mean[channel]) * ratio + target_mean[channel]
-    ratio = np.clip(target_std[0] / max(donor_std[0], 1e-3), *CHROMA_STD_LIMITS)
+    ratio = np.clip(target_std[0] / max(donor_std[0], 1e-3), *LIGHTNESS_STD_LIMITS)
     lightness = (donor_lab[..., 0] - donor_mean[0]) * ratio + target_mean[0]
     # The target's light: its skin's low-frequency lightness relative to its mean. Only the
     # target's skin is measured, so a donor's dark beard is never "corrected" towards grey.
@@ -75,14 +76,16 @@ def transfer_colour(
 
 
 def detail_level(gray: np.ndarray, weights: np.ndarray) -> float:
-    """Median fine detail (the image minus a blur of 1.5 px) where weights > 0.5: how sharp skin looks.
+    """How crisp the face's edges are: the 90th percentile of fine detail (the image minus a blur of 1.5 px) where weights > 0.5.
 
-    Only the finest band: a face's own structure (nose shading, a donor's thick
-    brows) lives at coarser scales and must not read as sharpness, or the donor
-    would be blurred to mush.
+    Only the finest band, so a face's own structure (nose shading, thick brows)
+    does not read as sharpness. The high percentile is set by the edges every face
+    has (eyelids, lips, brows) rather than by skin texture: measured by the median,
+    a donor with lined skin on a smooth-skinned target was blurred to mush, and the
+    blur chosen changed with the donor rather than with the photo.
     """
     values = np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 1.5))[weights > 0.5]
-    return float(np.median(values)) if values.size else 0.0
+    return float(np.percentile(values, 90)) if values.size else 0.0
 
 
 def noise_level(gray: np.ndarray, weights: np.ndarray) -> float:
@@ -100,8 +103,7 @@ def match_sharpness(
     Args:
         donor: h×w×3 uint8, already warped and recoloured, in work-crop pixels.
         target: h×w×3 uint8 target crop in the same pixels.
-        weights: h×w weights where sharpness is compared: plain skin (the eye band), so a
-            donor's beard or wrinkles do not read as extra sharpness.
+        weights: h×w weights where sharpness is compared (the face region, or the eye band).
         work_scale: work-crop pixels per photo pixel (above 1 for small faces that were upscaled).
         seed: noise seed, so results are reproducible.
     """

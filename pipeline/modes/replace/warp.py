@@ -1,5 +1,8 @@
 """Piecewise-affine warp of a donor face onto a target's 68 landmarks (plain numpy and OpenCV).
 
+`donor_layout` says where the donor's features go: the target's jaw line (so the
+head keeps its outline and pose) with the donor's own brows, eyes, nose and mouth.
+
 The target's landmarks plus a ring of frame points are triangulated
 (Delaunay); each triangle maps affinely to the donor's matching triangle. The
 frame points follow the best similarity between the two faces, so the map is
@@ -13,9 +16,27 @@ import cv2
 import numpy as np
 
 from pipeline.align import estimate_similarity
+from pipeline.modes.replace.landmarks import JAW
 
 FRAME_POINTS = 16  # points on the ring around the face that anchor the warp
 FRAME_REACH = 1.6  # the ring's radius relative to the face's own radius
+
+
+def donor_layout(donor_points: np.ndarray, target_points: np.ndarray) -> np.ndarray:
+    """68 landmarks for the replaced face: the target's jaw, the donor's inner features placed by the best
+    similarity between the two faces.
+
+    A recogniser reads identity largely from where the eyes, nose and mouth sit and
+    how big they are. Warping the donor onto all of the target's landmarks kept that
+    layout, and with it the original's identity: on the test photos the dlib distance
+    from the original rose by 0.05-0.10 with the donor's layout.
+    """
+    donor_points = np.asarray(donor_points, dtype=np.float64)
+    layout = np.asarray(target_points, dtype=np.float64).copy()
+    similarity = estimate_similarity(donor_points, layout)  # donor -> target
+    inner = np.setdiff1d(np.arange(len(layout)), JAW)
+    layout[inner] = np.hstack([donor_points[inner], np.ones((len(inner), 1))]) @ similarity.T
+    return layout
 
 
 def frame_ring(points: np.ndarray, count: int = FRAME_POINTS, reach: float = FRAME_REACH) -> np.ndarray:
