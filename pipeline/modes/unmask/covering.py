@@ -15,13 +15,17 @@ here is measured from the landmarks, never from the box.
    because bare faces read as masked without it (18 of our 50 bare test faces):
    a pixel of skin hue and chroma is at most "maybe not skin" (warm light on the
    chin, a pale forehead highlight as the reference), and in a black-and-white
-   photo darkness is no evidence (a moustache or a shadow is as dark as a black mask).
+   photo only much darker pixels count (a moustache or a shadow is nearly as dark
+   as a black mask; a full black beard still reads as one).
 3. The probability is a logistic of the share of the lower face that is not skin
    (the lips are left out: they are never skin-coloured).
 4. The pixel mask: the lower face's non-skin pixels, grown by GrabCut seeded
    with them as foreground and the reference skin as background, kept to the
    region from below the eyes to under the chin, then the part connected to the
    lower face.
+5. Then grown by the mask's own colour (`grow_by_mask_colour`): rims, the far
+   side of a turned face and the start of the ear loops, which the region drawn
+   from the detector's landmarks (guesses under a mask) misses.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ SHARE_SLOPE = 0.05
 CHROMA_SPREAD_LIMITS = (3.0, 6.0)  # robust chroma spread of the reference skin, LAB units
 LIGHTNESS_TOLERANCE = (22.0, 35.0)  # lighter by more than this is not skin (white masks) ...
 DARKNESS_TOLERANCE = (30.0, 45.0)  # ... nor darker by more than this (black masks; shadows are milder)
+GREY_DARKNESS_TOLERANCE = (50.0, 65.0)  # ... in a black-and-white photo, where a moustache is as grey as a mask
 HAIR_DARKER = 20.0  # reference pixels this much darker (LAB L) than its bright quarter are hair, not skin
 SKIN_HUE_DEGREES = (15.0, 75.0)  # LAB hue angles of skin under ordinary light ...
 SKIN_LOCUS_MIN_CHROMA = 0.5  # ... with at least this share of the reference skin's chroma:
@@ -49,6 +54,10 @@ GREY_CHROMA = 4.0  # reference skin with less chroma (LAB units) is a black-and-
 NOT_SKIN = 1.0  # a pixel is not skin when its distance reaches this
 GRABCUT_ITERATIONS = 3
 MIN_COVERED_SHARE = 0.5  # a pixel mask counts as covering the lower face from this share of it
+MASK_COLOUR_SPREAD = 2.5  # a pixel is of the mask's colour within this many robust spreads of the mask's median (LAB) ...
+MASK_COLOUR_MIN_SPREAD = (4.0, 3.0, 3.0)  # ... each spread at least this (L, a, b), so a plain mask's shading counts
+MAYBE_SKIN = 0.5  # ... and when its skin distance is at least this
+GROWTH_REACH = (1.3, 0.25, 1.9)  # the mask grows up to |u| <= first, v from second (as `covering_region`) to third
 
 
 @dataclass(frozen=True)
@@ -156,10 +165,9 @@ def skin_distance(lab: np.ndarray, reference: np.ndarray) -> np.ndarray:
     skin_hued &= np.hypot(lab[..., 1], lab[..., 2]) > SKIN_LOCUS_MIN_CHROMA * reference_chroma
     chroma = np.where(skin_hued, np.minimum(chroma, SKIN_LOCUS_DISTANCE), chroma)
     lighter = (lab[..., 0] - centre[0] - LIGHTNESS_TOLERANCE[0]) / (LIGHTNESS_TOLERANCE[1] - LIGHTNESS_TOLERANCE[0])
-    terms = [chroma, lighter + 1.0]
-    if reference_chroma >= GREY_CHROMA:
-        terms.append((centre[0] - lab[..., 0] - DARKNESS_TOLERANCE[0]) / (DARKNESS_TOLERANCE[1] - DARKNESS_TOLERANCE[0]) + 1.0)
-    return np.maximum.reduce(terms).astype(np.float32)
+    dark_from, dark_to = DARKNESS_TOLERANCE if reference_chroma >= GREY_CHROMA else GREY_DARKNESS_TOLERANCE
+    darker = (centre[0] - lab[..., 0] - dark_from) / (dark_to - dark_from)
+    return np.maximum.reduce([chroma, lighter + 1.0, darker + 1.0]).astype(np.float32)
 
 
 def refine_with_grabcut(crop: np.ndarray, distance: np.ndarray, frame: FaceFrame) -> np.ndarray:
@@ -189,6 +197,23 @@ def refine_with_grabcut(crop: np.ndarray, distance: np.ndarray, frame: FaceFrame
     return cv2.morphologyEx(kept.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
 
 
+def grow_by_mask_colour(lab: np.ndarray, found: np.ndarray, distance: np.ndarray, frame: FaceFrame) -> np.ndarray:
+    """The covering grown over the pixels of its own colour that are connected to it and not plainly skin."""
+    core = found & lower_face(frame)
+    if core.sum() < 8:
+        return found
+    samples = lab[core]
+    median = np.median(samples, axis=0)
+    spread = np.maximum(1.4826 * np.median(np.abs(samples - median), axis=0), MASK_COLOUR_MIN_SPREAD)
+    alike = np.sqrt((((lab - median) / spread) ** 2).sum(axis=-1)) <= MASK_COLOUR_SPREAD
+    u, v = frame.u, frame.v
+    reach = (np.abs(u) <= GROWTH_REACH[0]) & (v >= GROWTH_REACH[1]) & (v <= GROWTH_REACH[2])
+    candidates = ((alike & (distance >= MAYBE_SKIN) & reach) | found).astype(np.uint8)
+    count, labels = cv2.connectedComponents(candidates)
+    touching = [int(label) for label in np.unique(labels[found]) if label > 0]
+    return np.isin(labels, touching)
+
+
 def find_covering(image: np.ndarray, landmarks5, with_pixels: bool = True) -> Covering:
     """The probability that the face wears a mask, and the covering's pixels when it does.
 
@@ -209,7 +234,7 @@ def find_covering(image: np.ndarray, landmarks5, with_pixels: bool = True) -> Co
     pixels = np.zeros(crop.shape[:2], np.float32)
     covered = 0.0
     if probability >= MASKED_THRESHOLD and with_pixels:
-        found = refine_with_grabcut(crop, distance, frame)
+        found = grow_by_mask_colour(lab, refine_with_grabcut(crop, distance, frame), distance, frame)
         covered = float(found[core].mean())
         # A face this sure to be masked is covered from the nose to the chin, whatever
         # the colours say (a mask close to the skin's colour, a shadow): the prior shape is added.
