@@ -57,6 +57,14 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "no_faces": {"ko": "사진에서 얼굴을 찾지 못했어요. 다른 사진을 보내 주세요.", "en": "I found no faces in this photo. Try another one."},
     "result_caption": {"ko": "완료! 🔒 {changed}개의 얼굴을 가렸어요.", "en": "Done! {changed} faces hidden."},
+    "result_blurred_instead": {
+        "ko": "{faces}번 얼굴은 안전하게 바꿀 수 없어서 (너무 작거나, 옆을 보거나, 가려져 있어요) 모자이크했어요.",
+        "en": "Faces {faces} could not be changed safely (too small, turned away or covered), so they were blurred.",
+    },
+    "result_left_as_they_were": {
+        "ko": "{faces}번 얼굴은 마스크가 없거나 너무 작아서 그대로 두었어요.",
+        "en": "Faces {faces} wear no mask (or are too small or turned away to unmask), so they were left as they were.",
+    },
     "result_document": {"ko": "원본 화질 파일 (EXIF 없음)", "en": "Full quality file (no EXIF)"},
     "nothing_to_change": {
         "ko": "모든 얼굴을 남기도록 고르셨어요. 가릴 얼굴을 하나 이상 골라 주세요.",

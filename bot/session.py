@@ -18,6 +18,7 @@ photo that is not the user's current one is stale and answered with `expired`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 
@@ -369,8 +370,12 @@ class Conversation:
 
     def _show_result(self, session: Session) -> list[Reply]:
         result = self.jobs.get_result(session.owner, session.photo_id)
-        changed = session.face_count - len(session.keep)
-        return [Reply(ReplyKind.RESULT, text("result_caption", session.language, changed=changed), result=result)]
+        changed = session.face_count - len(session.keep) - len(result.left_as_they_were)
+        lines = [text("result_caption", session.language, changed=changed)]
+        for key, numbers in (("result_blurred_instead", result.blurred_instead), ("result_left_as_they_were", result.left_as_they_were)):
+            if numbers:
+                lines.append(text(key, session.language, faces=face_list(numbers)))
+        return [Reply(ReplyKind.RESULT, "\n".join(lines), result=result)]
 
     def _end(self, session: Session, key: str) -> list[Reply]:
         """Finish the photo with a message and forget it."""
@@ -378,6 +383,12 @@ class Conversation:
             self.jobs.forget(session.owner, session.photo_id)
         self.store.save(replace(session, state=State.IDLE, photo_id="", face_count=0, keep=[], page=0, refs={}))
         return [Reply(ReplyKind.TEXT, error_text(key, session.language))]
+
+
+def face_list(numbers: Sequence[int], limit: int = 20) -> str:
+    """Face numbers for a message: "2, 5, 7", the first `limit` of a long list and "…"."""
+    shown = ", ".join(map(str, sorted(numbers)[:limit]))
+    return shown + (", …" if len(numbers) > limit else "")
 
 
 def error_text(code: str, language: str) -> str:

@@ -107,7 +107,7 @@ def run_detect(args: argparse.Namespace) -> None:
 
 def run_process(args: argparse.Namespace) -> None:
     from pipeline import load_config, load_models
-    from pipeline.analysis import change_faces, find_faces
+    from pipeline.analysis import change_faces_reported, find_faces
     from pipeline.imageio import encode_photo, load_photo, suggest_format
     from pipeline.selection import parse_face_numbers
 
@@ -116,7 +116,7 @@ def run_process(args: argparse.Namespace) -> None:
     image = load_photo(data, models.settings.max_pixels)
     faces, _ = find_faces(image, models)
     keep = parse_face_numbers(args.keep, len(faces)) if args.keep.strip() else set()
-    changed = change_faces(image, faces, keep, args.mode, models)
+    changed, reports = change_faces_reported(image, faces, keep, args.mode, models)
     fmt = "png" if args.output.suffix.lower() == ".png" else "jpeg" if args.output.suffix else suggest_format(data)
     try:
         args.output.write_bytes(encode_photo(changed, fmt))
@@ -124,6 +124,8 @@ def run_process(args: argparse.Namespace) -> None:
         from pipeline.errors import PipelineError
 
         raise PipelineError(f"{args.output}: cannot write ({error.strerror})", "cannot_write") from None
+    for report in reports:
+        print(report.describe())
 
 
 def run_weights(args: argparse.Namespace) -> None:

@@ -59,6 +59,7 @@ class Result:
     data: bytes = field(repr=False)
     content_type: str
     extension: str
+    reports: tuple[FaceReport, ...] = ()  # what was done to each changed face
 
 
 def find_faces(image: np.ndarray, models: Models) -> tuple[tuple[Face, ...], tuple[int, ...]]:
@@ -160,9 +161,9 @@ def process_photo(data: bytes, faces: Sequence[Face], keep: Collection[int], mod
         PipelineError: bad photo, unknown face number, or a mode that cannot run.
     """
     image = load_photo(data, models.settings.max_pixels)
-    changed = change_faces(image, faces, keep, mode, models)
+    changed, reports = change_faces_reported(image, faces, keep, mode, models)
     fmt = suggest_format(data)
-    return Result(encode_photo(changed, fmt), CONTENT_TYPES[fmt], EXTENSIONS[fmt])
+    return Result(encode_photo(changed, fmt), CONTENT_TYPES[fmt], EXTENSIONS[fmt], tuple(reports))
 
 
 __all__ = ["Analysis", "Result", "PipelineError", "analyze_photo", "process_photo", "available_modes", "find_faces", "change_faces", "change_faces_reported"]

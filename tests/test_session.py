@@ -139,3 +139,25 @@ def test_choosing_unmask_selects_the_masked_faces_and_back_again(redis_server, w
     [back] = conversation.choose_mode(owner, photo_id, "blur")
     assert back.selection.mode == "blur" and back.selection.keep == main_subjects
     conversation.cancel(owner)
+
+
+def test_the_result_says_which_faces_unmask_left_as_they_were(redis_server, worker):
+    conversation, owner = make_conversation(redis_server), "test:unmask-result"
+    conversation.receive_photo(owner, photo_bytes("kagglemask_maksssksksss148.jpg"), "en")
+    [sheet] = follow_until_finished(conversation, owner)
+    photo_id = sheet.selection.photo_id
+    faces = conversation.jobs.get_analysis(owner, photo_id).faces
+    unmasked = sorted(face.number for face in faces if face.mask < 0.5)
+    conversation.choose_mode(owner, photo_id, "unmask")
+    [typed] = conversation.type_text(owner, "none")
+    assert typed.selection.keep == set()
+    assert conversation.go(owner, photo_id)[0].kind == ReplyKind.PROGRESS
+
+    [result] = follow_until_finished(conversation, owner)
+    assert result.kind == ReplyKind.RESULT
+    assert set(unmasked) <= set(result.result.left_as_they_were) and not result.result.blurred_instead
+    listed = text("result_left_as_they_were", "en", faces=", ".join(map(str, result.result.left_as_they_were)))
+    assert listed in result.text.splitlines(), result.text
+    changed = len(faces) - len(result.result.left_as_they_were)
+    assert result.text.splitlines()[0] == text("result_caption", "en", changed=changed)
+    conversation.delivered(owner, photo_id)

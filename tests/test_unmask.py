@@ -180,6 +180,11 @@ def test_process_command_unmasks_and_keeps_the_chosen_face_in_png(tmp_path):
     written = np.asarray(Image.open(output).convert("RGB"))
     assert np.array_equal(written[box_pixels(faces[kept - 1])], image[box_pixels(faces[kept - 1])])
     assert not np.array_equal(written, image)
+    said = {int(line.split(":")[0].removeprefix("face ")): line for line in result.stdout.splitlines()}
+    assert sorted(said) == [face.number for face in faces if face.number != kept], result.stdout
+    for face in faces:
+        if face.number != kept and face.mask < MASKED_THRESHOLD:
+            assert "left as it was: no mask" in said[face.number]
     _, _, _, _, reports = unmasked_crowd()
     outside = ~changed_area(image.shape, faces, reports)
     assert np.array_equal(written[outside], image[outside])

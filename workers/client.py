@@ -77,11 +77,17 @@ class PhotoStatus:
 
 @dataclass(frozen=True)
 class ResultFile:
-    """A processed photo, ready to send: no EXIF, and the type it was encoded as."""
+    """A processed photo, ready to send: no EXIF, and the type it was encoded as.
+
+    `blurred_instead` and `left_as_they_were` are the face numbers the mode could
+    not change as asked (see `workers.jobs.process`).
+    """
 
     data: bytes
     content_type: str
     extension: str
+    blurred_instead: tuple[int, ...] = ()
+    left_as_they_were: tuple[int, ...] = ()
 
 
 MODES_BEFORE_ANY_WORKER = {
@@ -257,7 +263,10 @@ class PhotoJobs:
         outcome = job.return_value() if job is not None else None
         if not outcome or "content_type" not in outcome:
             raise NotReady("the photo has not been processed")
-        return ResultFile(data=data, content_type=outcome["content_type"], extension=outcome["extension"])
+        return ResultFile(
+            data=data, content_type=outcome["content_type"], extension=outcome["extension"],
+            blurred_instead=tuple(outcome.get("blurred_instead", ())), left_as_they_were=tuple(outcome.get("left_as_they_were", ())),
+        )
 
     def cancel(self, owner: str) -> bool:
         """Cancel the owner's queued or running job and delete its photo.

@@ -11,7 +11,7 @@ lives in the changer; what happened to each face is in its `reports`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -42,12 +42,15 @@ class FaceReport:
     donor: str | None = None
     reason: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        rounded = lambda v: None if v is None or v == float("inf") else round(float(v), 3)  # noqa: E731
-        return {
-            "number": self.number, "mode": self.mode, "passed": self.passed, "distance": rounded(self.distance),
-            "kept_distance": rounded(self.kept_distance), "donor": self.donor, "reason": self.reason,
-        }
+    def describe(self) -> str:
+        """One line for people: the face, what was done to it, and why."""
+        done = {"replace": "replaced", "blur": "blurred", "unmask": "unmasked", "none": "left as it was"}.get(self.mode, self.mode)
+        if self.donor:
+            done += f" with {self.donor}"
+        why = [self.reason] if self.reason else []
+        if self.mode == "replace" and self.distance is not None:
+            why.append(f"dlib distance {self.distance:.2f} from the original")
+        return f"face {self.number}: {done}" + (f": {'; '.join(why)}" if why else "")
 
 
 class FaceChanger(Protocol):

@@ -19,7 +19,8 @@ the choice is logged once and named in each replaced face's report):
    (`warp.donor_layout`, `warp.warp_piecewise`), give it the target's colour,
    light, resolution and grain (`colour`);
 4. mask = feathered, eroded face region, minimum with the target's visible skin
-   (hands, medical masks and hair in front of the face keep their pixels);
+   (hands, medical masks and hair in front of the face keep their pixels; a face
+   mask is found by unmask mode's mask finder, `face_mask_cover`);
 5. check anonymity with dlib's face descriptors (`identity`): the result must
    be at least `identity.MIN_DISTANCE` from the original and
    `identity.MIN_KEPT_DISTANCE` from every kept face (and, with SimSwap, below
@@ -64,6 +65,7 @@ MAX_LANDMARK_DISAGREEMENT = 0.35  # dlib vs detector five points, in eye-to-mout
 MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region counts as too occluded
 ERODE = 0.05  # the face region is shrunk by this fraction of the face size ...
 FEATHER = 0.06  # ... and its edge softened over this fraction
+MASK_RIM = 0.04  # a face mask's pixels are grown by this fraction of the face size before they are kept
 MAX_DONORS_TRIED = 6  # donors tried before blurring (classical: each person once, then other crops; ~0.14 s each)
 CLASSICAL = "classical warp"  # the backend named in reports when no published networks are used
 
@@ -104,6 +106,26 @@ def blend_mask(region: np.ndarray, visible: np.ndarray, face_px: float) -> np.nd
     edge = max(2, radius)
     border[edge:-edge, edge:-edge] = 1.0
     return np.minimum.reduce([feathered, visible, border]).clip(0, 1).astype(np.float32)
+
+
+def face_mask_cover(image: np.ndarray, face: Face, prepared: PreparedFace) -> np.ndarray | None:
+    """The pixels of a face mask the face wears, over its work crop, slightly grown; None without one.
+
+    The skin colour test alone only half sees a pale mask (a white or light green
+    mask is close to skin in chroma), and it always lets the lips through: the
+    donor's mouth and beard were painted, half transparent, over the mask.
+    """
+    from pipeline.modes.unmask.covering import MASKED_THRESHOLD, find_covering  # unmask builds on replace: here, not at the top
+    from pipeline.modes.unmask.transplant import covering_in_crop
+
+    if face.mask is not None and face.mask < MASKED_THRESHOLD:
+        return None
+    covering = find_covering(image, face.landmarks)
+    if not covering.masked:
+        return None
+    covered = covering_in_crop(covering, prepared.matrix, prepared.crop.shape[:2])
+    radius = max(1, int(round(MASK_RIM * prepared.size_px)))
+    return cv2.dilate((covered > 0.2).astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
 
 
 def distinct_identities(candidates: list[Candidate], count: int) -> list[Candidate]:
@@ -244,10 +266,14 @@ class ReplaceChanger:
         features_mask = feature_mask(shape, points, grow_px=0.03 * face_px)
         band = eye_band(shape, points)
         visible = skin_visibility(crop, band, features_mask, face_px)
+        mask_cover = face_mask_cover(self.image, face, prepared)
+        if mask_cover is not None:
+            visible = visible * (1 - cv2.GaussianBlur(mask_cover, (0, 0), max(1.0, 0.02 * face_px)))
         skin_area = region * (1 - features_mask)
         visible_share = float((visible * skin_area).sum() / max(skin_area.sum(), 1.0))
         if visible_share < MIN_VISIBLE_SKIN:
-            return self.fall_back(face, f"too occluded ({visible_share:.0%} of the skin visible)")
+            covered_by = "a face mask" if mask_cover is not None else "something in front of it"
+            return self.fall_back(face, f"too covered by {covered_by} ({visible_share:.0%} of the skin visible)")
         lab = to_lab(crop)
         skin_lab = median_skin_lab(lab, band)
         target = Target(

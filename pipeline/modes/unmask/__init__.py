@@ -172,7 +172,7 @@ class UnmaskChanger:
         rendered, _ = render_lower_face(donor_image, donor_points, crop, points, five, visible, covered, face_px)
         self.used_identities[candidate.donor.identity] += 1
         self.used_images[candidate.key] += 1
-        how = f"mask probability {covering.probability:.2f}; lower face from {donor_label(candidate)}"
+        how = f"mask probability {covering.probability:.2f}"
         log.info("face %d unmasked with %s", face.number, candidate.donor.id)
         return self.finish(face, crop, rendered, covered, five, face_px, visible if visible.sum() >= 0.5 * band.sum() else band,
                            prepared.matrix, prepared.scale, how, donor_label(candidate))
