@@ -20,7 +20,7 @@ FEATHER = 0.05  # ... and softened over this fraction
 JAW_GROWTH = 0.03  # the donor's pixels reach this far outside the estimated jaw; beyond it, inpainting
 INPAINT_RADIUS = 0.05  # OpenCV inpainting radius, as a fraction of the face size
 MAX_EYE_DISAGREEMENT = 0.2  # dlib's eyes further than this from the detector's (eye-to-mouth distances) are not trusted
-BELOW_EYES = (0.08, 0.2)  # the blend fades in between these depths (eye-to-mouth distances below the eyes)
+BELOW_EYES = (0.05, 0.15)  # the blend fades in between these depths (eye-to-mouth distances below the eyes)
 
 
 def fit_affine(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
