@@ -57,7 +57,7 @@ MIN_COVERED_SHARE = 0.5  # a pixel mask counts as covering the lower face from t
 MASK_COLOUR_SPREAD = 2.5  # a pixel is of the mask's colour within this many robust spreads of the mask's median (LAB) ...
 MASK_COLOUR_MIN_SPREAD = (8.0, 3.0, 3.0)  # ... each spread at least this (L, a, b), so a plain mask's shading counts
 MAYBE_SKIN = 0.5  # ... and when its skin distance is at least this
-GROWTH_REACH = (1.3, 0.08, 1.9)  # the mask grows up to |u| <= first, v from second (as `covering_region`) to third
+GROWTH_REACH = (1.3, 0.08, 1.9)  # the mask grows up to |u| <= first, v from second (masks ride up to the lower lids) to third
 
 
 @dataclass(frozen=True)
