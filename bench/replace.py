@@ -42,6 +42,7 @@ from tests.helpers import cached_models, photo_rgb  # noqa: E402
 STAGES = {
     "donor choice": (donors_module, "rank_donors", replace_mode),
     "landmarks": (replace_mode, "prepare_face", None),
+    "face mask finder": (replace_mode, "face_mask_cover", None),
     "warp": (warp, "warp_piecewise", replace_mode),
     "colour": (colour, "transfer_colour", replace_mode),
     "blend (sharpness, grain, masks)": (colour, "match_sharpness", replace_mode),
@@ -54,7 +55,7 @@ STAGES = {
     "anonymity check (dlib, warps)": (replace_mode.ReplaceChanger, "judge", None),
     "paste": (analysis, "paste_back", None),
 }
-CLASSICAL_STAGES = ("donor choice", "landmarks", "warp", "colour", "blend (sharpness, grain, masks)", "identity check", "paste")
+CLASSICAL_STAGES = ("donor choice", "landmarks", "face mask finder", "warp", "colour", "blend (sharpness, grain, masks)", "identity check", "paste")
 PUBLISHED_STAGES = (
     "screening (landmarks, skin, dlib)", "donor choice", "align", "identity (ArcFace)", "swap (SimSwap)",
     "parse (BiSeNet)", "anonymity check (dlib, warps)", "paste",

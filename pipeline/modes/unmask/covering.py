@@ -209,7 +209,7 @@ def grow_by_mask_colour(lab: np.ndarray, found: np.ndarray, distance: np.ndarray
     u, v = frame.u, frame.v
     reach = (np.abs(u) <= GROWTH_REACH[0]) & (v >= GROWTH_REACH[1]) & (v <= GROWTH_REACH[2])
     candidates = ((alike & (distance >= MAYBE_SKIN) & reach) | found).astype(np.uint8)
-    count, labels = cv2.connectedComponents(candidates)
+    _, labels = cv2.connectedComponents(candidates)
     touching = [int(label) for label in np.unique(labels[found]) if label > 0]
     return np.isin(labels, touching)
 
