@@ -167,11 +167,11 @@ def test_faces_that_fail_the_anonymity_check_are_blurred_and_reported():
 
 def make_donor(
     identity: str, gender: str, age: float, yaw: float = 0.0, mouth_open: float = 0.05, number: int = 0,
-    eyes_open: float = 0.3, facial_hair: float = 0.0,
+    eyes_open: float = 0.3, facial_hair: float = 0.0, smile: float = 1.0,
 ) -> Donor:
     return Donor(
         id=f"{identity}-{number}", identity=identity, source="test", file="x.jpg", gender=gender, age=age,
-        landmarks=((0.0, 0.0),) * 68, yaw=yaw, roll_degrees=0.0, mouth_open=mouth_open, smile=1.0, eyes_open=eyes_open,
+        landmarks=((0.0, 0.0),) * 68, yaw=yaw, roll_degrees=0.0, mouth_open=mouth_open, smile=smile, eyes_open=eyes_open,
         facial_hair=facial_hair, expression="", skin_lab=(60.0, 12.0, 16.0), size_px=100.0,
     )
 
@@ -186,6 +186,14 @@ def test_rank_donors_prefers_open_eyes_and_the_targets_facial_hair():
     assert rank_donors(donors, target("male", 40, facial_hair=0.0))[0].donor.identity == "shaven"
     assert rank_donors(donors, target("male", 40, facial_hair=1.0))[0].donor.identity == "beard"
     assert rank_donors(donors, target("male", 40, facial_hair=1.0))[-1].donor.identity == "closed"
+
+
+def test_a_straight_face_gets_a_straight_donor_before_a_grinning_one_turned_like_it():
+    # Biden (yaw 0.21, mouth 0.04 open, smile 0.88) was given a grinning selfie turned like him (the pool's numbers).
+    donors = [make_donor("grin", "male", 30, yaw=0.23, mouth_open=0.12, smile=1.08, eyes_open=0.24),
+              make_donor("straight", "male", 30, yaw=0.03, mouth_open=0.01, smile=0.94, eyes_open=0.27)]  # fmt: skip
+    straight_faced = Target("male", 30, FaceFeatures(0.21, 0.0, 0.04, 0.88, 80.0, 0.24), (60.0, 12.0, 16.0), 80.0, 0.0)
+    assert rank_donors(donors, straight_faced)[0].donor.identity == "straight"
 
 
 def test_classical_replace_tries_every_person_before_anyones_second_crop():
