@@ -92,8 +92,7 @@ def warp_face(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crop a face aligned to a template.
 
-    A crop much smaller than the face is warped at a larger size first and then
-    area-averaged down, so that small crops are not aliased.
+    A crop much smaller than the face is not aliased (`warp_antialiased`).
 
     Args:
         image: H×W×C photo.
@@ -106,13 +105,15 @@ def warp_face(
         (size×size×C crop, 2×3 matrix from photo pixels to crop pixels)
     """
     matrix = alignment_matrix(landmarks, template, size, padding)
+    return warp_antialiased(image, matrix, size), matrix
+
+
+def warp_antialiased(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The size×size crop that a 2×3 photo -> crop `matrix` makes; where it shrinks the photo more
+    than twice, it is warped at a multiple of the size and area-averaged down, so it is not aliased."""
     scale = math.hypot(matrix[0, 0], matrix[1, 0])
     oversample = max(1, math.ceil(0.5 / scale)) if scale > 0 else 1
-    if oversample == 1:
-        crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return crop, matrix
     large = cv2.warpAffine(
-        image, matrix * [[oversample], [oversample]], (size * oversample, size * oversample),
-        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+        image, matrix * oversample, (size * oversample, size * oversample), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
-    return cv2.resize(large, (size, size), interpolation=cv2.INTER_AREA), matrix
+    return large if oversample == 1 else cv2.resize(large, (size, size), interpolation=cv2.INTER_AREA)

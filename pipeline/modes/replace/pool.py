@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pipeline.align import estimate_similarity, template_points
+from pipeline.align import warp_face
 from pipeline.detection import FaceDetector, detect_faces
 from pipeline.modes.replace.colour import to_lab
 from pipeline.modes.replace.donors import Donor, DonorPool, facial_hair, median_skin_lab, read_pool, write_pool_index
@@ -288,15 +288,5 @@ def emotion_at(box: np.ndarray, shape: tuple[int, ...]) -> str:
 
 def align_crop(image: np.ndarray, points68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An upright CROP_SIZE² crop around the face, and the 68 landmarks in its pixels."""
-    matrix = estimate_similarity(five_from_68(points68), template_points("dlib_chip", CROP_SIZE, CROP_PADDING))
-    scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
-    source = image
-    if scale < 0.5:  # area-average big faces first so the crop is not aliased
-        shrink = 2 * scale
-        source = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-        matrix = matrix.copy()
-        matrix[:, :2] /= shrink
-    crop = cv2.warpAffine(source, matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    original = estimate_similarity(five_from_68(points68), template_points("dlib_chip", CROP_SIZE, CROP_PADDING))
-    crop_points = np.hstack([points68, np.ones((68, 1))]) @ original.T
-    return crop, crop_points
+    crop, matrix = warp_face(image, five_from_68(points68), "dlib_chip", CROP_SIZE, CROP_PADDING)
+    return crop, np.hstack([points68, np.ones((68, 1))]) @ matrix.T

@@ -11,7 +11,6 @@ outside the mask the masked image is exactly the clean one.
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from pipeline.align import TEMPLATES, estimate_similarity
+from pipeline.align import TEMPLATES, estimate_similarity, warp_antialiased
 from pipeline.detection import detect_faces
 from pipeline.errors import PhotoError
 from pipeline.imageio import load_photo
@@ -75,15 +74,10 @@ def sample_matrix(points68: np.ndarray, size: int) -> np.ndarray:
 def aligned_face(image: np.ndarray, points68: np.ndarray, size: int) -> FaceSample:
     """The face warped onto the template (a similarity on dlib's five points), with its landmarks moved along.
 
-    A face much larger than the sample is warped at a multiple of the size and
-    area-averaged down, so the sample is not aliased.
+    A face much larger than the sample is not aliased (`warp_antialiased`).
     """
     matrix = sample_matrix(points68, size)
-    oversample = max(1, math.ceil(0.5 / math.hypot(matrix[0, 0], matrix[1, 0])))
-    large = cv2.warpAffine(image, matrix * oversample, (size * oversample, size * oversample),
-                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    face = large if oversample == 1 else cv2.resize(large, (size, size), interpolation=cv2.INTER_AREA)
-    return FaceSample(face, np.hstack([points68, np.ones((68, 1))]) @ matrix.T)
+    return FaceSample(warp_antialiased(image, matrix, size), np.hstack([points68, np.ones((68, 1))]) @ matrix.T)
 
 
 def collect_faces(folder: Path, models, predictor, size: int = TRAIN_SIZE, limit: int | None = None) -> list[FaceSample]:
