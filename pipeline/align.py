@@ -59,7 +59,7 @@ def alignment_matrix(landmarks: np.ndarray, template: str, size: int, padding: f
     best, best_error = None, float("inf")
     for points in template_points(template, size, padding).reshape(-1, 5, 2):
         matrix = estimate_similarity(landmarks, points)
-        error = float(np.hypot(*(np.hstack([landmarks, np.ones((5, 1))]) @ matrix.T - points).T).sum())
+        error = float(np.hypot(*(transform_points(landmarks, matrix) - points).T).sum())
         if error < best_error:
             best, best_error = matrix, error
     return best
@@ -85,6 +85,17 @@ def estimate_similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     scale = (singular * sign).sum() / variance if variance > 0 else 1.0
     translation = target_mean - scale * rotation @ source_mean
     return np.hstack([scale * rotation, translation[:, None]])
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """N×2 points moved by a 2×3 affine matrix (float64)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return points @ np.asarray(matrix, dtype=np.float64)[:, :2].T + matrix[:, 2]
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2×3 affine applying `inner`, then `outer`."""
+    return (np.vstack([outer, [0.0, 0.0, 1.0]]) @ np.vstack([inner, [0.0, 0.0, 1.0]]))[:2]
 
 
 def warp_face(

@@ -8,6 +8,12 @@ import numpy as np
 from pipeline.modes import ModeOutput
 
 
+def blend(base: np.ndarray, new: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`new` over `base` (h×w×3) where the h×w soft `mask` says, as uint8: how a mode's crop will look pasted."""
+    alpha = mask[..., None]
+    return np.round(base * (1 - alpha) + new * alpha).astype(np.uint8)
+
+
 def paste_back(image: np.ndarray, output: ModeOutput, protect: np.ndarray | None = None) -> None:
     """Blend a mode's crop into the photo in place, touching only pixels where its mask is above 0.
 

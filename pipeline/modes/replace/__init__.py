@@ -43,9 +43,11 @@ from itertools import zip_longest
 import cv2
 import numpy as np
 
+from pipeline.align import compose, transform_points
 from pipeline.modes import FaceReport, ModeOutput, blur
+from pipeline.paste import blend
 from pipeline.modes.replace.colour import match_sharpness, skin_visibility, to_lab, transfer_colour
-from pipeline.modes.replace.donors import Candidate, Target, facial_hair, median_skin_lab, rank_donors
+from pipeline.modes.replace.donors import Candidate, DonorPool, Target, facial_hair, median_skin_lab, rank_donors
 from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
 from pipeline.modes.replace.landmarks import (
     dlib_box_from_five, eye_band, face_features, face_outline, feature_mask, fill_polygon, find_landmarks68,
@@ -91,7 +93,7 @@ def prepare_face(image: np.ndarray, face: Face, predictor) -> PreparedFace:
     crop = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     sx, sy = width / (x2 - x1), height / (y2 - y1)
     matrix = np.array([[sx, 0.0, -sx * x1], [0.0, sy, -sy * y1]])
-    five = np.hstack([np.asarray(face.landmarks), np.ones((5, 1))]) @ matrix.T
+    five = transform_points(face.landmarks, matrix)
     points = find_landmarks68(predictor, crop, dlib_box_from_five(five))
     return PreparedFace(crop, matrix, scale, points, size * scale)
 
@@ -128,16 +130,6 @@ def face_mask_cover(image: np.ndarray, face: Face, prepared: PreparedFace) -> np
     return cv2.dilate((covered > 0.2).astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
 
 
-def distinct_identities(candidates: list[Candidate], count: int) -> list[Candidate]:
-    """The best candidate of each of the first `count` synthetic people, in rank order."""
-    chosen, seen = [], set()
-    for candidate in candidates:
-        if candidate.donor.identity not in seen:
-            seen.add(candidate.donor.identity)
-            chosen.append(candidate)
-    return chosen[:count]
-
-
 def donor_attempts(candidates: list[Candidate], count: int) -> list[Candidate]:
     """Up to `count` donors to try: the best crop of each synthetic person in rank order, then each one's second best, ...
 
@@ -149,6 +141,15 @@ def donor_attempts(candidates: list[Candidate], count: int) -> list[Candidate]:
         by_identity.setdefault(candidate.donor.identity, []).append(candidate)
     rounds = zip_longest(*by_identity.values())
     return [candidate for round_ in rounds for candidate in round_ if candidate is not None][:count]
+
+
+def load_donor(pool: DonorPool, candidate: Candidate) -> tuple[np.ndarray, np.ndarray]:
+    """The donor's pool crop (mirrored when the candidate says so) and its 68 landmarks there."""
+    donor_image = read_donor_image(str(pool.image_path(candidate.donor)), candidate.flip)
+    donor_points = np.asarray(candidate.donor.landmarks, dtype=np.float64)
+    if candidate.flip:
+        donor_points = mirror_landmarks(donor_points, donor_image.shape[1])
+    return donor_image, donor_points
 
 
 @lru_cache(maxsize=96)
@@ -258,7 +259,7 @@ class ReplaceChanger:
         prepared = prepare_face(self.image, face, self.resources.predictor)
         crop, points, face_px = prepared.crop, prepared.points, prepared.size_px
         features = face_features(points)
-        five = np.hstack([np.asarray(face.landmarks), np.ones((5, 1))]) @ prepared.matrix.T
+        five = transform_points(face.landmarks, prepared.matrix)
         if abs(features.yaw) > MAX_YAW or landmark_disagreement(points, five) > MAX_LANDMARK_DISAGREEMENT:
             return self.fall_back(face, "turned too far from the camera for a reliable fit")
         shape = crop.shape[:2]
@@ -301,7 +302,7 @@ class ReplaceChanger:
         best = None
         for candidate in donor_attempts(candidates, MAX_DONORS_TRIED):
             new_pixels, points = self.render_donor(candidate, screened)
-            composite = np.round(crop * (1 - mask[..., None]) + new_pixels * mask[..., None]).astype(np.uint8)
+            composite = blend(crop, new_pixels, mask)
             check = self.check_identity(composite, points, screened)
             if best is None or check.distance > best.distance:
                 best = check
@@ -316,23 +317,15 @@ class ReplaceChanger:
         """The donor warped onto the target with the target's colour, light, resolution and grain, and its 68 landmarks there."""
         prepared = screened.prepared
         crop, face_px = prepared.crop, prepared.size_px
-        donor_image, donor_points = self.donor(candidate)
+        donor_image, donor_points = load_donor(self.resources.pool, candidate)
         layout = donor_layout(donor_points, prepared.points)
         warped = warp_piecewise(donor_image, donor_points, layout, (crop.shape[1], crop.shape[0]))
         coloured = transfer_colour(warped, crop, screened.skin_area, screened.target_skin, face_px)
         return match_sharpness(coloured, crop, screened.region, prepared.scale, seed=screened.face.number), layout
 
-    def donor(self, candidate: Candidate) -> tuple[np.ndarray, np.ndarray]:
-        """The donor's pool crop (mirrored when the candidate says so) and its 68 landmarks there."""
-        donor_image = read_donor_image(str(self.resources.pool.image_path(candidate.donor)), candidate.flip)
-        donor_points = np.asarray(candidate.donor.landmarks, dtype=np.float64)
-        if candidate.flip:
-            donor_points = mirror_landmarks(donor_points, donor_image.shape[1])
-        return donor_image, donor_points
-
     def aligned_donor(self, candidate: Candidate) -> np.ndarray:
         """The donor's face aligned for the generator, which ArcFace embeds as the identity to give."""
-        donor_image, donor_points = self.donor(candidate)
+        donor_image, donor_points = load_donor(self.resources.pool, candidate)
         return self.swap.align(donor_image, five_from_68(donor_points))[0]
 
     def swap_faces(self, faces: Sequence[Face]) -> dict[int, ModeOutput]:
@@ -361,10 +354,7 @@ class ReplaceChanger:
             swapped = self.swap.generate([job.crop for job in active], latents)
             swapped_parses = self.swap.parse_faces(swapped)
             masks = [self.swap_mask(job, None if swapped_parses is None else swapped_parses[i]) for i, job in enumerate(active)]
-            composites = [
-                np.round(job.crop * (1 - mask[..., None]) + new * mask[..., None]).astype(np.uint8)
-                for job, new, mask in zip(active, swapped, masks)
-            ]
+            composites = [blend(job.crop, new, mask) for job, new, mask in zip(active, swapped, masks)]
             for job, new, mask, identity in zip(active, swapped, masks, self.swap.embed(composites)):
                 self.judge(job, new, mask, identity)
         for job in jobs:
@@ -381,7 +371,7 @@ class ReplaceChanger:
         bounds = face_bounds(face, (self.image.shape[1], self.image.shape[0]))
         bounds_to_crop = compose(matrix, translation(*bounds[:2]))
         region = cv2.warpAffine(face_mask(face, bounds, feather=0), bounds_to_crop, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
-        five = np.hstack([np.asarray(face.landmarks), np.ones((5, 1))]) @ matrix.T
+        five = transform_points(face.landmarks, matrix)
         face_px = float(np.hypot(*(five[3:].mean(axis=0) - five[:2].mean(axis=0))))
         return SwapJob(screened, crop, matrix, work_to_crop, region, face_px)
 
@@ -414,8 +404,8 @@ class ReplaceChanger:
         size = (work.shape[1], work.shape[0])
         to_work = cv2.invertAffineTransform(job.work_to_crop)
         new_pixels = cv2.warpAffine(swapped, to_work, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        work_mask = cv2.warpAffine(mask, to_work, size, flags=cv2.INTER_LINEAR, borderValue=0.0)[..., None]
-        composite = np.round(work * (1 - work_mask) + new_pixels * work_mask).astype(np.uint8)
+        work_mask = cv2.warpAffine(mask, to_work, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+        composite = blend(work, new_pixels, work_mask)
         check = self.check_identity(
             composite, screened.prepared.points, screened,
             similarity=float(identity @ job.identity), kept_similarity=closest_similarity(identity, self.kept_identities),
@@ -432,11 +422,6 @@ class ReplaceChanger:
 
 def donor_label(candidate: Candidate) -> str:
     return candidate.donor.id + (" (mirrored)" if candidate.flip else "")
-
-
-def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """The 2×3 affine applying `inner`, then `outer`."""
-    return (np.vstack([outer, [0.0, 0.0, 1.0]]) @ np.vstack([inner, [0.0, 0.0, 1.0]]))[:2]
 
 
 def translation(x: float, y: float) -> np.ndarray:

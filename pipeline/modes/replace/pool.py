@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pipeline.align import warp_face
+from pipeline.align import transform_points, warp_face
 from pipeline.detection import FaceDetector, detect_faces
 from pipeline.modes.replace.colour import to_lab
 from pipeline.modes.replace.donors import Donor, DonorPool, facial_hair, median_skin_lab, read_pool, write_pool_index
@@ -289,4 +289,4 @@ def emotion_at(box: np.ndarray, shape: tuple[int, ...]) -> str:
 def align_crop(image: np.ndarray, points68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An upright CROP_SIZE² crop around the face, and the 68 landmarks in its pixels."""
     crop, matrix = warp_face(image, five_from_68(points68), "dlib_chip", CROP_SIZE, CROP_PADDING)
-    return crop, np.hstack([points68, np.ones((68, 1))]) @ matrix.T
+    return crop, transform_points(points68, matrix)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.align import estimate_similarity
+from pipeline.align import estimate_similarity, transform_points
 from pipeline.modes.replace.landmarks import JAW
 
 FRAME_POINTS = 16  # points on the ring around the face that anchor the warp
@@ -35,7 +35,7 @@ def donor_layout(donor_points: np.ndarray, target_points: np.ndarray) -> np.ndar
     layout = np.asarray(target_points, dtype=np.float64).copy()
     similarity = estimate_similarity(donor_points, layout)  # donor -> target
     inner = np.setdiff1d(np.arange(len(layout)), JAW)
-    layout[inner] = np.hstack([donor_points[inner], np.ones((len(inner), 1))]) @ similarity.T
+    layout[inner] = transform_points(donor_points[inner], similarity)
     return layout
 
 
@@ -90,7 +90,7 @@ def warp_piecewise(donor: np.ndarray, donor_points: np.ndarray, target_points: n
     target_points = np.asarray(target_points, dtype=np.float64)
     similarity = estimate_similarity(target_points, donor_points)  # target -> donor
     target_ring = frame_ring(target_points)
-    donor_ring = np.hstack([target_ring, np.ones((len(target_ring), 1))]) @ similarity.T
+    donor_ring = transform_points(target_ring, similarity)
     target_all = np.concatenate([target_points, target_ring])
     donor_all = np.concatenate([donor_points, donor_ring])
     triangles = delaunay_triangles(target_all)

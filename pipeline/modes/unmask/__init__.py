@@ -39,20 +39,19 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from pipeline.align import compose, transform_points, warp_antialiased
 from pipeline.modes import FaceReport, ModeOutput
-from pipeline.modes.replace import (
-    MAX_YAW, MIN_FACE_PX, PreparedFace, compose, distinct_identities, donor_label, prepare_face, read_donor_image,
-)
+from pipeline.modes.replace import MAX_YAW, MIN_FACE_PX, PreparedFace, donor_label, load_donor, prepare_face
 from pipeline.modes.replace.colour import match_sharpness, to_lab
-from pipeline.modes.replace.donors import Target, median_skin_lab, rank_donors
-from pipeline.modes.replace.donors import Donor
-from pipeline.modes.replace.landmarks import eye_band, eye_ratio, face_features, five_from_68, mirror_landmarks
+from pipeline.modes.replace.donors import Donor, Target, median_skin_lab, rank_donors
+from pipeline.modes.replace.landmarks import eye_band, eye_ratio, face_features, five_from_68
 from pipeline.modes.unmask.covering import (
     MASKED_THRESHOLD, Covering, face_frame, find_covering, mask_probability, reference_skin, skin_distance,
 )
 from pipeline.modes.unmask.dataset import sample_matrix
 from pipeline.modes.unmask.inpaint import UnmaskNetworks, holes_from_probabilities, inpaint_face, predict_masks
 from pipeline.modes.unmask.transplant import covering_in_crop, render_lower_face, unmask_blend_mask
+from pipeline.paste import blend
 from pipeline.regions import face_scale
 from pipeline.types import Face
 
@@ -121,7 +120,7 @@ class UnmaskChanger:
         mask = mask.copy()
         for x1, y1, x2, y2 in self.bare_boxes:
             x1, y1, x2, y2 = x1 - 1, y1 - 1, x2 + 1, y2 + 1  # a pixel more for interpolation
-            corners = np.array([[x1, y1, 1.0], [x2, y1, 1.0], [x1, y2, 1.0], [x2, y2, 1.0]]) @ matrix.T  # the crop may be rotated
+            corners = transform_points([[x1, y1], [x2, y1], [x1, y2], [x2, y2]], matrix)  # the crop may be rotated
             (cx1, cy1), (cx2, cy2) = np.floor(corners.min(axis=0)).astype(int), np.ceil(corners.max(axis=0)).astype(int)
             mask[max(0, cy1) : max(0, cy2), max(0, cx1) : max(0, cx2)] = 0.0
         return mask
@@ -139,7 +138,7 @@ class UnmaskChanger:
             reason = f"too small (under {MIN_FACE_PX} px)" if face_scale(face) < MIN_FACE_PX else "mask found, but not where it is"
             return self.leave(face, covering, reason)
         prepared = prepare_face(self.image, face, self.resources.predictor)
-        five = np.hstack([np.asarray(face.landmarks), np.ones((5, 1))]) @ prepared.matrix.T
+        five = transform_points(face.landmarks, prepared.matrix)
         if abs(face_features(prepared.points).yaw) > MAX_YAW or eye_ratio(five) < MIN_EYE_RATIO:
             return self.leave(face, covering, "turned too far from the camera for a reliable fit")
         networks = self.trained.get() if self.trained is not None else None
@@ -162,11 +161,8 @@ class UnmaskChanger:
         candidates = rank_donors(neutral_donors(self.resources.pool.donors), target, self.used_identities, self.used_images)
         if not candidates:
             return self.leave(face, covering, "the donor pool is empty")
-        candidate = distinct_identities(candidates, 1)[0]
-        donor_image = read_donor_image(str(self.resources.pool.image_path(candidate.donor)), candidate.flip)
-        donor_points = np.asarray(candidate.donor.landmarks, dtype=np.float64)
-        if candidate.flip:
-            donor_points = mirror_landmarks(donor_points, donor_image.shape[1])
+        candidate = candidates[0]
+        donor_image, donor_points = load_donor(self.resources.pool, candidate)
         covered = covering_in_crop(covering, prepared.matrix, shape)
         visible = own_skin(crop, five, band, covered)
         rendered, _ = render_lower_face(donor_image, donor_points, crop, points, five, visible, covered, face_px)
@@ -186,8 +182,8 @@ class UnmaskChanger:
         to_sample = sample_matrix(prepared.points, networks.size)
         photo_to_sample = compose(to_sample, prepared.matrix)
         side = (networks.size, networks.size)
-        sample = cv2.warpAffine(prepared.crop, to_sample, side, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-        points = np.hstack([prepared.points, np.ones((68, 1))]) @ to_sample.T
+        sample = warp_antialiased(prepared.crop, to_sample, networks.size)  # as the training samples are cut
+        points = transform_points(prepared.points, to_sample)
         five = five_from_68(points)
         sample_scale = float(np.hypot(to_sample[0, 0], to_sample[1, 0]))  # sample pixels per work-crop pixel
         face_px = prepared.size_px * sample_scale
@@ -207,7 +203,7 @@ class UnmaskChanger:
         mask = self.spare_bare_faces(unmask_blend_mask(covered, five, face_px), matrix)
         swap = self.resources.swap
         if swap is not None:  # the person's own identity, embedded from the masked original, over the new face
-            composite = np.round(crop * (1 - mask[..., None]) + rendered * mask[..., None]).astype(np.uint8)
+            composite = blend(crop, rendered, mask)
             rendered = swap.harmonise(crop, composite, five)
             how += f"; harmonised by {swap.name}"
         rendered = match_sharpness(rendered, crop, sharpness_reference, scale, seed=face.number)

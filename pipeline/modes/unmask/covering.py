@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.align import transform_points
 from pipeline.modes.replace.colour import to_lab
 
 WORK_EYE_TO_MOUTH = 36.0  # the face is resampled so its eye-to-mouth distance is this many pixels
@@ -118,7 +119,7 @@ def working_crop(image: np.ndarray, landmarks5) -> tuple[np.ndarray, np.ndarray,
     crop = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     sx, sy = width / (x2 - x1), height / (y2 - y1)
     matrix = np.array([[sx, 0.0, -sx * x1], [0.0, sy, -sy * y1]])
-    return crop, matrix, np.hstack([five, np.ones((5, 1))]) @ matrix.T
+    return crop, matrix, transform_points(five, matrix)
 
 
 def reference_skin(frame: FaceFrame) -> np.ndarray:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.align import transform_points
 from pipeline.modes.replace.colour import noise_level
 from pipeline.modes.replace.landmarks import JAW, LEFT_EYE, RIGHT_EYE
 
@@ -155,7 +156,7 @@ def synthesise_mask(
     canvas = make_canvas(points)
     height, width = canvas.size
     face = cv2.warpAffine(image, canvas.matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    layout = lay_out(canvas, points @ canvas.matrix[:, :2].T + canvas.matrix[:, 2], STYLE_SHAPES[style], rng)
+    layout = lay_out(canvas, transform_points(points, canvas.matrix), STYLE_SHAPES[style], rng)
     light, exposure = face_light(face, layout.inside, canvas.eye_to_mouth)
     ground, print_colour = fabric_colours(colour, rng)
     grey = is_greyscale(face)
@@ -541,7 +542,7 @@ def composite(image: np.ndarray, layers: np.ndarray, canvas: Canvas, style: str,
     height, width = layers.shape[:2]
     corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float64) - 0.5
     to_photo = cv2.invertAffineTransform(canvas.back_matrix)
-    spread = corners @ to_photo[:, :2].T + to_photo[:, 2]
+    spread = transform_points(corners, to_photo)
     x1, y1 = np.maximum(np.floor(spread.min(axis=0)).astype(int), 0)
     x2, y2 = np.minimum(np.ceil(spread.max(axis=0)).astype(int) + 1, [image.shape[1], image.shape[0]])
     if x2 <= x1 or y2 <= y1:
@@ -551,14 +552,15 @@ def composite(image: np.ndarray, layers: np.ndarray, canvas: Canvas, style: str,
     region = cv2.warpAffine(layers, matrix, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     clean = image[y1:y2, x1:x2].astype(np.float32)
-    blur = photo_blur(clean.mean(axis=2))
+    gray = clean.mean(axis=2)
+    blur = photo_blur(gray)
     if blur > 0.3:
         region = cv2.GaussianBlur(region, (0, 0), blur)
     premultiplied, alpha, shadow = region[..., :3], region[..., 3], region[..., 4]
     alpha = np.where(alpha < NEGLIGIBLE, 0, np.clip(alpha, 0, 1))
     shadow = np.where(shadow < NEGLIGIBLE, 0, shadow)
     premultiplied = premultiplied * (alpha > 0)[..., None]
-    grain_sigma = float(np.clip(noise_level(clean.mean(axis=2), alpha > 0.5), *GRAIN_RANGE))
+    grain_sigma = float(np.clip(noise_level(gray, alpha > 0.5), *GRAIN_RANGE))
     grain = rng.normal(0, grain_sigma, alpha.shape).astype(np.float32)
     blended = clean * ((1 - alpha) * (1 - shadow))[..., None] + premultiplied + (grain * alpha)[..., None]
     touched = np.maximum(alpha, shadow)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.align import compose, transform_points
 from pipeline.modes.replace.colour import transfer_colour
 from pipeline.modes.replace.landmarks import BROWS, JAW, LEFT_EYE, RIGHT_EYE, face_outline, feature_mask, fill_polygon, five_from_68
 from pipeline.modes.unmask.covering import Covering, face_frame
@@ -50,7 +51,7 @@ def fit_donor_shape(donor_points: np.ndarray, target_points: np.ndarray, target_
     trusted = eye_disagreement(target_points, target_five) <= MAX_EYE_DISAGREEMENT
     weights = np.concatenate([np.full(len(VISIBLE), 1.0 if trusted else 0.0), FIVE_WEIGHTS])
     affine = fit_affine(source, target, weights)
-    return affine, np.hstack([donor_points, np.ones((68, 1))]) @ affine.T
+    return affine, transform_points(donor_points, affine)
 
 
 def eye_disagreement(points: np.ndarray, five: np.ndarray) -> float:
@@ -62,8 +63,7 @@ def eye_disagreement(points: np.ndarray, five: np.ndarray) -> float:
 
 def covering_in_crop(covering: Covering, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The covering's pixel mask moved into another crop of the photo (photo -> crop `matrix`), h×w float32."""
-    to_photo = np.vstack([cv2.invertAffineTransform(covering.matrix), [0.0, 0.0, 1.0]])
-    to_crop = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ to_photo)[:2]
+    to_crop = compose(matrix, cv2.invertAffineTransform(covering.matrix))
     return cv2.warpAffine(covering.pixels, to_crop, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderValue=0.0)
 
 
