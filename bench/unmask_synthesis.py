@@ -21,14 +21,15 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its queue.py would shadow the stdlib
 
 import cv2  # noqa: E402
-import dlib  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline import weights  # noqa: E402
 from pipeline.detection import detect_faces  # noqa: E402
-from pipeline.modes.replace.landmarks import dlib_box_from_five, eye_ratio, face_features, fill_polygon, find_landmarks68  # noqa: E402
+from pipeline.modes.replace.landmarks import (  # noqa: E402
+    dlib_box_from_five, eye_ratio, face_features, fill_polygon, find_landmarks68, landmark_predictor,
+)
 from pipeline.modes.unmask.covering import MASKED_THRESHOLD, mask_probability  # noqa: E402
-from pipeline.modes.unmask.dataset import aligned_face, make_triple  # noqa: E402
+from pipeline.modes.replace.pool import MIN_EYE_RATIO  # noqa: E402
+from pipeline.modes.unmask.dataset import MAX_YAW, TRAIN_SIZE, aligned_face, make_triple  # noqa: E402
 from pipeline.modes.unmask.synthesis import MASK_COLOURS, MASK_STYLES, synthesise_mask  # noqa: E402
 from tests.helpers import cached_models, photo_rgb  # noqa: E402
 
@@ -45,7 +46,7 @@ def frontal_faces(names, models, predictor):
         found = detect_faces(image, models.detector, models.settings.detection_max_side, models.settings.detection_score)
         for five in found.landmarks:
             points = find_landmarks68(predictor, image, dlib_box_from_five(five))
-            if eye_ratio(five) >= 0.8 and abs(face_features(points).yaw) <= 0.5:
+            if eye_ratio(five) >= MIN_EYE_RATIO and abs(face_features(points).yaw) <= MAX_YAW:  # as training collects them
                 faces.append((name, image, five, points))
     return faces
 
@@ -89,7 +90,7 @@ def measure(faces, label: str, samples: Path | None) -> None:
 
 def training_speed(faces) -> None:
     """Milliseconds per synthetic mask and per augmented triple on 128-pixel aligned samples."""
-    samples = [aligned_face(image, points, 128) for _, image, _, points in faces]
+    samples = [aligned_face(image, points, TRAIN_SIZE) for _, image, _, points in faces]
     rng = np.random.default_rng(0)
     for what, run in (("synthesise_mask", lambda s: synthesise_mask(s.face, s.points68, rng)), ("make_triple", lambda s: make_triple(s, rng))):
         started = time.perf_counter()
@@ -107,7 +108,7 @@ def main() -> None:
     if args.samples:
         args.samples.mkdir(parents=True, exist_ok=True)
     models = cached_models()
-    predictor = dlib.shape_predictor(str(weights.locate("dlib_landmarks68", models.settings.weights_path)))
+    predictor = landmark_predictor(models.settings.weights_path)
     faces = frontal_faces(PORTRAITS, models, predictor)
     measure(faces, "portraits", args.samples)
     if args.solvay:

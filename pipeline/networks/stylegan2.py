@@ -19,6 +19,7 @@ in float16 unless `force_fp32=True`, as in the original.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -389,8 +390,7 @@ def generator_from_kwargs(kwargs: dict) -> Generator:
 
 def kwargs_for_state_dict(state: dict) -> dict:
     """Constructor arguments for a plain state_dict: shapes from its tensors, the rest from FFHQ_1024_KWARGS."""
-    kwargs = {**FFHQ_1024_KWARGS, "mapping_kwargs": dict(FFHQ_1024_KWARGS["mapping_kwargs"])}
-    kwargs["synthesis_kwargs"] = dict(FFHQ_1024_KWARGS["synthesis_kwargs"])
+    kwargs = copy.deepcopy(FFHQ_1024_KWARGS)
     resolutions = sorted({int(key.split(".")[1][1:]) for key in state if key.startswith("synthesis.b")})
     fc_layers = sorted({int(key.split(".")[1][2:]) for key in state if key.startswith("mapping.fc")})
     if not resolutions or not fc_layers:

@@ -38,10 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import weights
-from pipeline.attributes import AgeGenderEstimator
+from pipeline.attributes import GENDER_LABELS, AgeGenderEstimator
 from pipeline.detection import FaceDetector, detect_faces
 from pipeline.errors import MissingWeights, PipelineError
 from pipeline.modes.replace.donors import Donor, DonorPool, read_pool
+from pipeline.modes.replace.landmarks import landmark_predictor
 from pipeline.modes.replace.pool import (
     MIN_SCORE, PoolUnavailable, UnusableFace, add_donors, fit_donor_face, load_or_build_pool, save_donor,
 )
@@ -50,7 +51,7 @@ from pipeline.types import Gender
 log = logging.getLogger(__name__)
 
 GENERATOR_NAME = "stylegan2_ffhq_1024"  # manifest name; any StyleGAN2-ADA pickle loads under it
-GENDERS: tuple[Gender, ...] = ("female", "male")
+GENDERS: tuple[Gender, ...] = GENDER_LABELS
 DEFAULT_AGE_RANGE = (20, 70)  # years; the openpeople pool has adults of 21-60
 AGE_BIN_YEARS = 10  # the pool's gaps are counted per gender and per decade
 AGE_TOLERANCE_YEARS = 10.0  # a generated face within this of the requested age is accepted
@@ -307,9 +308,7 @@ def build_generated_donors(models, generator_path: Path, request: GenerationRequ
     Raises:
         WeightsError: dlib's 68-point model is missing; PipelineError: the generator cannot be used.
     """
-    import dlib
-
-    predictor = dlib.shape_predictor(str(weights.locate("dlib_landmarks68", models.settings.weights_path)))
+    predictor = landmark_predictor(models.settings.weights_path)
     generator = load_generator(generator_path, models.device)
     folder = models.replace.pool_folder
     try:
@@ -339,9 +338,10 @@ def add_generated_donors(folder: Path, generator: StyleGenerator, readers: FaceR
     report = GenerationReport(requested=request.count)
     report.directions, report.directions_note = directions_for(generator, readers, folder, request, progress)
     progress(f"steering: {report.directions_note}")
-    first_seed = request.first_seed if request.first_seed is not None else next_seed(pool.donors, generator.sha256)
+    taken = seeds_in_pool(pool.donors, generator.sha256)
+    first_seed = request.first_seed if request.first_seed is not None else max(taken, default=-1) + 1  # after this generator's last
     requests = plan_donors(pool.donors, request.count, request.genders, request.age_range, np.random.default_rng(first_seed))
-    seeds = unused_seeds(pool.donors, generator.sha256, first_seed)
+    seeds = (seed for seed in itertools.count(first_seed) if seed not in taken)  # skipping people already in the pool
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.generated.", dir=folder.parent))
     try:
@@ -565,14 +565,3 @@ def seeds_in_pool(existing: Sequence[Donor], digest: str) -> set[int]:
     """The seeds of this generator's people already in the pool."""
     pattern = re.compile(rf"stylegan2:{digest[:12]}:seed(\d+)$")
     return {int(match.group(1)) for donor in existing if (match := pattern.match(donor.identity))}
-
-
-def next_seed(existing: Sequence[Donor], digest: str) -> int:
-    """The seed after this generator's highest one in the pool (0 for the first build)."""
-    return max(seeds_in_pool(existing, digest), default=-1) + 1
-
-
-def unused_seeds(existing: Sequence[Donor], digest: str, first_seed: int) -> Iterator[int]:
-    """Seeds from `first_seed` on, skipping those whose people are already in the pool."""
-    taken = seeds_in_pool(existing, digest)
-    return (seed for seed in itertools.count(first_seed) if seed not in taken)

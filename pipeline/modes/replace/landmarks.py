@@ -1,6 +1,6 @@
 """Dense 68-point landmarks (dlib's iBUG 300-W layout) and what they say about a face.
 
-`find_landmarks68` runs dlib's shape predictor; everything else here is plain
+`landmark_predictor` loads dlib's shape predictor and `find_landmarks68` runs it; everything else here is plain
 numpy on 68×2 arrays: mirroring, head pose and expression features, and the
 polygons that the warp, the masks and the skin statistics are built from.
 """
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from pipeline.errors import PipelineError
 
 JAW = list(range(0, 17))
 BROWS = list(range(17, 27))
@@ -44,6 +47,23 @@ class FaceFeatures:
     smile: float  # mouth width / eye distance
     size_px: float  # eye-to-mouth distance in pixels, the face's scale
     eyes_open: float  # eye height / eye width, both eyes averaged: about 0.3 open, under 0.15 closed
+
+
+def landmark_predictor(weights_dir: Path):
+    """dlib's 68-point shape predictor from the weights folder.
+
+    Raises:
+        PipelineError: dlib is not installed; MissingWeights: its model file is missing.
+    """
+    from pipeline import weights
+
+    try:
+        import dlib
+    except ImportError:
+        raise PipelineError(
+            f"the dlib package is not installed; install it with: {weights.MODELS_INSTALL_COMMAND}", "mode_unavailable"
+        ) from None
+    return dlib.shape_predictor(str(weights.locate("dlib_landmarks68", weights_dir)))
 
 
 def find_landmarks68(predictor, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:

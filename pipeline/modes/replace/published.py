@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from pipeline import weights
-from pipeline.align import warp_face
+from pipeline.align import alignment_matrix, warp_antialiased, warp_face
 from pipeline.errors import MissingWeights, WeightsError
 
 log = logging.getLogger(__name__)
@@ -230,8 +230,8 @@ class PublishedSwap:
         landmarks `five`. The generator's crop is warped back and faded in;
         outside its reach the composite's pixels stay.
         """
-        own_crop, matrix = self.align(own, five)
-        crop, _ = self.align(composite, five)
+        matrix = alignment_matrix(np.asarray(five, dtype=np.float64), self.template, self.size)  # one alignment for both
+        own_crop, crop = warp_antialiased(own, matrix, self.size), warp_antialiased(composite, matrix, self.size)
         swapped = self.generate([crop], self.embed([own_crop]))[0]
         height, width = composite.shape[:2]
         inverse = cv2.invertAffineTransform(matrix)

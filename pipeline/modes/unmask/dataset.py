@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import albumentations as A
 import cv2
 import numpy as np
 
-from pipeline.align import TEMPLATES, estimate_similarity, warp_antialiased
+from pipeline.align import TEMPLATES, estimate_similarity, transform_points, warp_antialiased
 from pipeline.detection import detect_faces
 from pipeline.errors import PhotoError
 from pipeline.imageio import load_photo
@@ -77,7 +78,7 @@ def aligned_face(image: np.ndarray, points68: np.ndarray, size: int) -> FaceSamp
     A face much larger than the sample is not aliased (`warp_antialiased`).
     """
     matrix = sample_matrix(points68, size)
-    return FaceSample(warp_antialiased(image, matrix, size), np.hstack([points68, np.ones((68, 1))]) @ matrix.T)
+    return FaceSample(warp_antialiased(image, matrix, size), transform_points(points68, matrix))
 
 
 def collect_faces(folder: Path, models, predictor, size: int = TRAIN_SIZE, limit: int | None = None) -> list[FaceSample]:
@@ -128,7 +129,8 @@ def collect_faces(folder: Path, models, predictor, size: int = TRAIN_SIZE, limit
     return samples
 
 
-def geometry_and_colour(seed: int) -> A.Compose:
+@lru_cache(maxsize=1)
+def geometry_and_colour() -> A.Compose:
     """Small shifts, scales, rotations and flips, then brightness, contrast, hue and saturation.
 
     Every one moves or maps pixels the same way in both images and the mask
@@ -144,11 +146,11 @@ def geometry_and_colour(seed: int) -> A.Compose:
             A.RandomGamma(gamma_limit=(85, 115), p=0.3),
         ],
         additional_targets={"clean": "image"},
-        seed=seed,
     )
 
 
-def softening(seed: int) -> A.Compose:
+@lru_cache(maxsize=1)
+def softening() -> A.Compose:
     """Blur or lost resolution, applied to the mask too (as an image), so it spreads as far as the images' difference."""
     return A.Compose(
         [
@@ -162,17 +164,22 @@ def softening(seed: int) -> A.Compose:
             )
         ],
         additional_targets={"clean": "image", "cover": "image"},
-        seed=seed,
     )
 
 
-def grain_and_compression(seed: int) -> A.Compose:
+@lru_cache(maxsize=1)
+def grain_and_compression() -> A.Compose:
     """Sensor noise (one noise map for both images) and JPEG compression."""
     return A.Compose(
         [A.GaussNoise(std_range=(0.01, 0.04), p=0.3), A.ImageCompression(quality_range=(40, 95), p=0.5)],
         additional_targets={"clean": "image"},
-        seed=seed,
     )
+
+
+def seeded(pipeline: A.Compose, seed) -> A.Compose:
+    """The pipeline with its random state set from `seed` (pipelines are built once: building one costs more than running it)."""
+    pipeline.set_random_seed(int(seed))
+    return pipeline
 
 
 def make_triple(sample: FaceSample, rng: np.random.Generator, augment: bool = True) -> TrainingTriple:
@@ -187,9 +194,9 @@ def make_triple(sample: FaceSample, rng: np.random.Generator, augment: bool = Tr
     if not augment:
         return TrainingTriple(synthetic.image, sample.face.copy(), synthetic.mask)
     seeds = rng.integers(0, 2**31, 3)
-    moved = geometry_and_colour(int(seeds[0]))(image=synthetic.image, clean=sample.face, mask=synthetic.mask)
-    softened = softening(int(seeds[1]))(image=moved["image"], clean=moved["clean"], cover=moved["mask"])
-    degraded = grain_and_compression(int(seeds[2]))(image=softened["image"], clean=softened["clean"])
+    moved = seeded(geometry_and_colour(), seeds[0])(image=synthetic.image, clean=sample.face, mask=synthetic.mask)
+    softened = seeded(softening(), seeds[1])(image=moved["image"], clean=moved["clean"], cover=moved["mask"])
+    degraded = seeded(grain_and_compression(), seeds[2])(image=softened["image"], clean=softened["clean"])
     mask = np.clip(softened["cover"], 0, 1).astype(np.float32)
     clean = degraded["clean"]
     masked = np.where(mask[..., None] > 0, degraded["image"], clean)

@@ -35,10 +35,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from pipeline.align import warp_face
 from pipeline.errors import CorruptWeights, MissingWeights, PipelineError, WeightsError
-from pipeline.modes.replace.landmarks import five_from_68
-from pipeline.modes.replace.published import TEMPLATES, arcface_identity, to_tensor
+from pipeline.modes.replace.landmarks import five_from_68, landmark_predictor
+from pipeline.modes.replace.published import PublishedSwap
 from pipeline.modes.unmask.checkpoint import build_networks, checkpoint_document, save_checkpoint
 from pipeline.modes.unmask.dataset import TRAIN_SIZE, FaceSample, collect_faces, make_triple
 from pipeline.modes.unmask.inpaint import (
@@ -56,7 +55,6 @@ DICE_WEIGHT = 1.0  # weight of 1 - Dice in the segmenter's loss
 PROGRESS_SECONDS = 10.0  # a progress line at least this often (and after the first and last step)
 TELEA_RADIUS = 3  # pixels, OpenCV's inpainting radius for the baseline
 SWAP_SIZE = 224  # identity crops are aligned as for SimSwap 224, whose ArcFace this is
-SWAP_TEMPLATE = TEMPLATES[SWAP_SIZE]
 
 
 class NoTrainingFaces(PipelineError):
@@ -293,23 +291,6 @@ def pool_faces_folder(models) -> Path:
     return folder
 
 
-def landmark_predictor(weights_dir: Path):
-    """dlib's 68-point predictor (the dataset fits it to every face).
-
-    Raises:
-        PipelineError: dlib is not installed; MissingWeights: its model file is missing.
-    """
-    from pipeline import weights
-
-    try:
-        import dlib
-    except ImportError:
-        raise PipelineError(
-            f"the dlib package is not installed; install it with: {weights.MODELS_INSTALL_COMMAND}", "mode_unavailable"
-        ) from None
-    return dlib.shape_predictor(str(weights.locate("dlib_landmarks68", weights_dir)))
-
-
 def collect_folder(folder: Path, models, size: int, limit: int | None = None) -> list[FaceSample]:
     """The usable faces of a folder of photos, aligned at `size`.
 
@@ -385,17 +366,14 @@ def telea_inpaint(masked: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 class IdentityEncoder:
-    """ArcFace (SimSwap's `arcface_simswap`) embeddings of faces, aligned and normalised as replace mode embeds them."""
+    """ArcFace (SimSwap's `arcface_simswap`) embeddings of faces, by replace mode's own alignment and embedding."""
 
     def __init__(self, model, device: str):
-        self.model = model
-        self.device = device
+        self.swap = PublishedSwap(None, model, device=device, size=SWAP_SIZE)  # no generator: only align and embed are used
 
-    @torch.no_grad()
     def embed(self, faces: np.ndarray, points68: list[np.ndarray]) -> np.ndarray:
         """N×512 unit-length embeddings of N×S×S×3 uint8 faces with their 68 landmarks."""
-        crops = [warp_face(face, five_from_68(points), SWAP_TEMPLATE, SWAP_SIZE)[0] for face, points in zip(faces, points68)]
-        return arcface_identity(self.model, to_tensor(crops).to(self.device)).cpu().numpy()
+        return self.swap.embed([self.swap.align(face, five_from_68(points))[0] for face, points in zip(faces, points68)])
 
 
 def load_identity_encoder(device: str) -> tuple[IdentityEncoder | None, str | None]:
