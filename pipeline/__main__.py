@@ -134,8 +134,9 @@ def run_weights(args: argparse.Namespace) -> None:
     if args.action == "fetch":
         run_weights_fetch(args.names)
         return
-    report = weights.weights_status()
-    print(f"weights folder: {weights.configured_weights_dir()}")
+    folder = weights.configured_weights_dir()
+    report = weights.weights_status(folder)
+    print(f"weights folder: {folder}")
     for entry, state in report:
         print(f"{entry.name:26s} {state:8s} {entry.needed_by}; license {entry.license}")
         if state == "missing":
@@ -176,12 +177,10 @@ def run_pool(args: argparse.Namespace) -> None:
     source = openpeople_folder()
     if reason is not None or source is None:
         raise ReplaceUnavailable(f"cannot build the donor pool: {reason or 'the openpeople package is not installed'}")
-    import dlib
-
-    from pipeline.weights import locate
+    from pipeline.modes.replace.landmarks import landmark_predictor
 
     started = time.monotonic()
-    build_pool(models.replace.pool_folder, source, models.detector, dlib.shape_predictor(str(locate("dlib_landmarks68"))))
+    build_pool(models.replace.pool_folder, source, models.detector, landmark_predictor(models.settings.weights_path))
     print(f"donor pool written to {models.replace.pool_folder} in {time.monotonic() - started:.1f} s")
 
 
@@ -197,13 +196,10 @@ def run_pool_generated(args: argparse.Namespace) -> None:
         raise PipelineError(f"--seed must be from 0 to {2**31 - 1}, got {args.seed}")
     settings = load_config().pipeline
     generator_path = generated.locate_generator(args.generator, settings.weights_path)
+    given = {"genders": (args.gender,) if args.gender else None, "age_range": args.age_range, "truncation": args.truncation}
     request = generated.GenerationRequest(
-        count=args.count,
-        genders=(args.gender,) if args.gender else generated.GENDERS,
-        age_range=args.age_range or generated.DEFAULT_AGE_RANGE,
-        truncation=generated.DEFAULT_TRUNCATION if args.truncation is None else args.truncation,
-        first_seed=args.seed,
-        calibration_samples=args.calibrate,
+        count=args.count, first_seed=args.seed, calibration_samples=args.calibrate,
+        **{option: value for option, value in given.items() if value is not None},  # the rest: the request's defaults
     )
     models = load_models(settings, args.device)
     report = generated.build_generated_donors(models, generator_path, request, progress=lambda line: print(line, flush=True))
@@ -242,6 +238,11 @@ def run_unmask(args: argparse.Namespace) -> None:
     from pipeline.modes.unmask import training
     from pipeline.modes.unmask.checkpoint import CHECKPOINT_FILE, read_checkpoint
 
+    if args.action == "train":  # checked before the slow model loading
+        fixed = {"batch", "size", "lr", "seed", "segmenter_width", "inpainter_width"}
+        chosen = {name: getattr(args, name) for name in fixed if getattr(args, name) is not None}
+        if args.resume and chosen:
+            raise PipelineError(f"--resume keeps the run's own settings; leave out --{', --'.join(sorted(chosen)).replace('_', '-')}")
     settings = load_config().pipeline
     models = load_models(settings, args.device)
     folder = args.data or training.pool_faces_folder(models)
@@ -250,10 +251,6 @@ def run_unmask(args: argparse.Namespace) -> None:
         print(training.evaluate_folder(folder, checkpoint, models, args.count, args.seed).format())
         return
     out = args.out or settings.weights_path / CHECKPOINT_FILE
-    fixed = {"batch", "size", "lr", "seed", "segmenter_width", "inpainter_width"}
-    chosen = {name: getattr(args, name) for name in fixed if getattr(args, name) is not None}
-    if args.resume and chosen:
-        raise PipelineError(f"--resume keeps the run's own settings; leave out --{', --'.join(sorted(chosen)).replace('_', '-')}")
     if args.resume:
         trainer = training.Trainer.resume(read_checkpoint(out), args.steps, args.save_every, models.device)
     else:

@@ -95,9 +95,9 @@ def read_manifest_file(path: Path) -> dict[str, WeightFile]:
         raise WeightsError(f"{path} is not a readable weights manifest ({error})", "bad_manifest") from None
 
 
-def configured_weights_dir() -> Path:
-    """The weights folder of config.yaml (`pipeline.weights_dir`, env PIPELINE_WEIGHTS_DIR)."""
-    return load_config().pipeline.weights_path
+def configured_weights_dir(weights_dir: Path | str | None = None) -> Path:
+    """`weights_dir` when given, else the weights folder of config.yaml (`pipeline.weights_dir`, env PIPELINE_WEIGHTS_DIR)."""
+    return load_config().pipeline.weights_path if weights_dir is None else Path(weights_dir)
 
 
 def entry_for(name: str) -> WeightFile:
@@ -117,7 +117,7 @@ def locate(name: str, weights_dir: Path | None = None) -> Path:
         MissingWeights: the file is not there.
         CorruptWeights: its size or hash differs from the manifest.
     """
-    return locate_entry(entry_for(name), configured_weights_dir() if weights_dir is None else Path(weights_dir))
+    return locate_entry(entry_for(name), configured_weights_dir(weights_dir))
 
 
 def locate_entry(entry: WeightFile, weights_dir: Path) -> Path:
@@ -261,7 +261,6 @@ def read_arcface_state_dict(path: Path) -> dict:
     parameters are taken); a plain state_dict. Pickles go through the restricted
     unpickler of `pipeline.networks.safe_pickle`.
     """
-    import zipfile
 
     import torch
 
@@ -292,7 +291,6 @@ def read_arcface_state_dict(path: Path) -> dict:
 
 def build_stylegan2(name: str, path: Path):
     """`G_ema` of a stylegan2-ada-pytorch `.pkl` (read without executing its embedded source) or a plain state_dict."""
-    import zipfile
 
     from pipeline.networks import safe_pickle, stylegan2
 
@@ -340,7 +338,7 @@ TORCH_MODELS = {
 
 def weights_status(weights_dir: Path | None = None) -> list[tuple[WeightFile, str]]:
     """Each manifest entry with `ok`, `missing` or the verification error; the configured folder by default."""
-    folder = configured_weights_dir() if weights_dir is None else Path(weights_dir)
+    folder = configured_weights_dir(weights_dir)
     return [(entry, entry_state(entry, folder)) for entry in read_manifest().values()]
 
 
@@ -387,7 +385,7 @@ def fetch(
         WeightsError: a name is not in the manifest (then nothing is fetched).
     """
     manifest = read_manifest() if manifest is None else manifest
-    folder = configured_weights_dir() if weights_dir is None else Path(weights_dir)
+    folder = configured_weights_dir(weights_dir)
     unknown = [name for name in names if name not in manifest]
     if unknown:
         raise WeightsError(f"unknown model {unknown[0]!r}; known: {', '.join(manifest)}", "unknown_model")

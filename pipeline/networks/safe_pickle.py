@@ -53,7 +53,7 @@ class PickledObject:
         return object.__new__(cls)
 
     def __init__(self, *args, **kwargs):
-        self.args = args
+        """Pickle may call the class with the original's arguments; nothing reads them, so they are not kept."""
 
     def __setstate__(self, state: Any) -> None:
         self.state = state
