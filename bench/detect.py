@@ -21,8 +21,9 @@ import numpy as np
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its queue.py would shadow the stdlib
 
 from pipeline import load_config  # noqa: E402
-from pipeline.detection import create_detector, detect_faces  # noqa: E402
+from pipeline.detection import detect_faces  # noqa: E402
 from pipeline.detection.boxes import box_iou  # noqa: E402
+from pipeline.models import load_detector  # noqa: E402
 from tests.helpers import DATA, ground_truth, photo_rgb  # noqa: E402
 
 REFERENCE = "centerface"
@@ -35,7 +36,7 @@ PORTRAIT_FACES = {
 
 def measure(name: str, photos: dict[str, np.ndarray], repeats: int) -> dict[str, float]:
     settings = load_config().pipeline
-    detector = create_detector(name, settings.weights_path)
+    detector = load_detector(name, settings.weights_path)
     truth = ground_truth()
     timings, found, total, false_faces = [], 0, 0, 0
     for photo_name, image in photos.items():

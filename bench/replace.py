@@ -31,8 +31,9 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its que
 from pipeline import analysis  # noqa: E402
 from pipeline.analysis import change_faces_reported, find_faces  # noqa: E402
 from pipeline.modes import replace as replace_mode  # noqa: E402
-from pipeline.modes.replace import colour, identity, warp  # noqa: E402
-from pipeline.modes.replace import donors as donors_module  # noqa: E402
+from pipeline.face import colour, crop  # noqa: E402
+from pipeline.modes.replace import identity, warp  # noqa: E402
+from pipeline.face import donors as donors_module  # noqa: E402
 from pipeline.modes.replace.published import PublishedSwap, load_swap  # noqa: E402
 from pipeline.modes.replace.resources import ReplaceResources  # noqa: E402
 from bench.stages import instrument  # noqa: E402
@@ -41,7 +42,7 @@ from tests.helpers import cached_models, photo_rgb  # noqa: E402
 # stage -> (where the function or method lives, its name, the module that calls it by a name of its own)
 STAGES = {
     "donor choice": (donors_module, "rank_donors", replace_mode),
-    "landmarks": (replace_mode, "prepare_face", None),
+    "landmarks": (crop, "prepare_face", replace_mode),
     "face mask finder": (replace_mode, "face_mask_cover", None),
     "warp": (warp, "warp_piecewise", replace_mode),
     "colour": (colour, "transfer_colour", replace_mode),

@@ -33,19 +33,19 @@ from bench.stages import instrument  # noqa: E402
 from pipeline import analysis  # noqa: E402
 from pipeline.analysis import change_faces_reported, find_faces  # noqa: E402
 from pipeline.modes import unmask as unmask_mode  # noqa: E402
-from pipeline.modes import replace as replace_mode  # noqa: E402
-from pipeline.modes.replace import colour  # noqa: E402
-from pipeline.modes.replace import donors as donors_module  # noqa: E402
+from pipeline.face import colour, crop  # noqa: E402
+from pipeline.face import donors as donors_module  # noqa: E402
 from pipeline.modes.replace.published import PublishedSwap  # noqa: E402
 from pipeline.modes.replace.resources import ReplaceResources  # noqa: E402
-from pipeline.modes.unmask import covering, inpaint, transplant  # noqa: E402
+from pipeline.face import covering  # noqa: E402
+from pipeline.modes.unmask import inpaint, transplant  # noqa: E402
 from pipeline.modes.unmask.checkpoint import save_checkpoint  # noqa: E402
-from pipeline.modes.unmask.training import TrainOptions, Trainer  # noqa: E402
+from pipeline.offline.training import TrainOptions, Trainer  # noqa: E402
 from tests.helpers import cached_models, photo_rgb  # noqa: E402
 
 STAGES = {
     "mask finder": (covering, "find_covering", unmask_mode),
-    "landmarks": (replace_mode, "prepare_face", unmask_mode),
+    "landmarks": (crop, "prepare_face", unmask_mode),
     "donor choice": (donors_module, "rank_donors", unmask_mode),
     "transplant (warp, colour, edges)": (transplant, "render_lower_face", unmask_mode),
     "segmenter": (inpaint, "predict_masks", unmask_mode),

@@ -24,13 +24,14 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline.detection import detect_faces  # noqa: E402
-from pipeline.modes.replace.landmarks import (  # noqa: E402
+from pipeline.face.landmarks import (  # noqa: E402
     dlib_box_from_five, eye_ratio, face_features, fill_polygon, find_landmarks68, landmark_predictor,
 )
-from pipeline.modes.unmask.covering import MASKED_THRESHOLD, mask_probability  # noqa: E402
-from pipeline.modes.replace.pool import MIN_EYE_RATIO  # noqa: E402
-from pipeline.modes.unmask.dataset import MAX_YAW, TRAIN_SIZE, aligned_face, make_triple  # noqa: E402
-from pipeline.modes.unmask.synthesis import MASK_COLOURS, MASK_STYLES, synthesise_mask  # noqa: E402
+from pipeline.face.covering import mask_probability  # noqa: E402
+from pipeline.types import MASKED_THRESHOLD  # noqa: E402
+from pipeline.face.pool import MIN_EYE_RATIO  # noqa: E402
+from pipeline.offline.dataset import MAX_YAW, TRAIN_SIZE, aligned_face, make_triple  # noqa: E402
+from pipeline.offline.synthesis import MASK_COLOURS, MASK_STYLES, synthesise_mask  # noqa: E402
 from tests.helpers import cached_models, photo_rgb  # noqa: E402
 
 PORTRAITS = ("fr_obama-1080p.jpg", "fr_obama_small.jpg", "fr_two_people.jpg", "mpl_grace_hopper.jpg", "skimage_astronaut.png")

@@ -130,11 +130,12 @@ def run_process(args: argparse.Namespace) -> None:
 
 def run_weights(args: argparse.Namespace) -> None:
     from pipeline import weights
+    from pipeline.config import load_config
 
+    folder = load_config().pipeline.weights_path
     if args.action == "fetch":
-        run_weights_fetch(args.names)
+        run_weights_fetch(args.names, folder)
         return
-    folder = weights.configured_weights_dir()
     report = weights.weights_status(folder)
     print(f"weights folder: {folder}")
     for entry, state in report:
@@ -143,12 +144,12 @@ def run_weights(args: argparse.Namespace) -> None:
             print(f"{'':26s} fetch: {entry.fetch_command()}")
 
 
-def run_weights_fetch(names: list[str]) -> None:
+def run_weights_fetch(names: list[str], folder: Path) -> None:
     """One line per file (done on stdout, failed on stderr); any failure ends in exit 2."""
     from pipeline.errors import WeightsError
-    from pipeline.weights import fetch
+    from pipeline.fetch import fetch
 
-    outcomes = fetch(names)
+    outcomes = fetch(names, folder)
     for outcome in outcomes:
         print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
     if not outcomes:
@@ -163,7 +164,7 @@ def run_pool(args: argparse.Namespace) -> None:
 
     from pipeline import load_config, load_models
     from pipeline.errors import PipelineError
-    from pipeline.modes.replace.pool import build_pool, openpeople_folder
+    from pipeline.face.pool import build_pool, openpeople_folder
     from pipeline.modes.replace.resources import ReplaceUnavailable
 
     if args.count is not None:
@@ -177,7 +178,7 @@ def run_pool(args: argparse.Namespace) -> None:
     source = openpeople_folder()
     if reason is not None or source is None:
         raise ReplaceUnavailable(f"cannot build the donor pool: {reason or 'the openpeople package is not installed'}")
-    from pipeline.modes.replace.landmarks import landmark_predictor
+    from pipeline.face.landmarks import landmark_predictor
 
     started = time.monotonic()
     build_pool(models.replace.pool_folder, source, models.detector, landmark_predictor(models.settings.weights_path))
@@ -188,7 +189,7 @@ def run_pool_generated(args: argparse.Namespace) -> None:
     """`pool build --count N`: StyleGAN2-ADA donors, steered to gender and age, added to the pool."""
     from pipeline import load_config, load_models
     from pipeline.errors import PipelineError
-    from pipeline.modes.replace import generated
+    from pipeline.offline import generated
 
     if args.truncation is not None and not 0 < args.truncation <= 1:
         raise PipelineError(f"--truncation must be above 0 and at most 1, got {args.truncation}")
@@ -208,7 +209,7 @@ def run_pool_generated(args: argparse.Namespace) -> None:
 
 
 def add_unmask_commands(commands) -> None:
-    """`unmask train` and `unmask eval`: unmask mode's networks (pipeline/modes/unmask/training.py)."""
+    """`unmask train` and `unmask eval`: unmask mode's networks (pipeline/offline/training.py)."""
     unmask = commands.add_parser("unmask", help="train and evaluate unmask mode's networks")
     actions = unmask.add_subparsers(dest="action", required=True)
     train = actions.add_parser("train", help="train the mask segmenter and the lower-face inpainter")
@@ -235,7 +236,7 @@ def add_unmask_commands(commands) -> None:
 def run_unmask(args: argparse.Namespace) -> None:
     from pipeline import load_config, load_models
     from pipeline.errors import PipelineError
-    from pipeline.modes.unmask import training
+    from pipeline.offline import training
     from pipeline.modes.unmask.checkpoint import CHECKPOINT_FILE, read_checkpoint
 
     if args.action == "train":  # checked before the slow model loading

@@ -13,18 +13,17 @@ from pipeline.detection import detect_faces
 from pipeline.errors import InvalidSelection, PipelineError, UnknownMode
 from pipeline.imageio import encode_photo, load_photo, suggest_format
 from pipeline.models import Models
-from pipeline.modes import MODE_NAMES, FaceReport, blur
-from pipeline.modes import replace as replace_mode
-from pipeline.modes import unmask as unmask_mode
-from pipeline.modes.unmask.covering import mask_probability
+from pipeline.face.covering import mask_probability
+from pipeline.modes import MODE_NAMES, blur, replace, unmask
 from pipeline.paste import paste_back
 from pipeline.selection import choose_main_subjects, reading_order
 from pipeline.sheet import render_contact_sheet, render_face_crops
-from pipeline.types import Face
+from pipeline.types import Face, FaceReport
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
-MODE_STARTERS = {"blur": blur.start, "replace": replace_mode.start, "unmask": unmask_mode.start}  # start(image, faces, keep, models) -> FaceChanger
+MODES = {"replace": replace, "unmask": unmask, "blur": blur}
+"""Each mode's module, by the names of `MODE_NAMES`: `start(image, faces, keep, models) -> FaceChanger`, `unavailable_reason(models)`."""
 
 
 @dataclass(frozen=True)
@@ -119,11 +118,9 @@ def available_modes(models: Models) -> dict[str, str | None]:
 
 def mode_unavailable_reason(mode: str, models: Models) -> str | None:
     """None when `mode` works, else why not; only the asked mode is checked, so blur never waits on replace's files."""
-    if mode == "blur":
-        return None
-    if mode in ("replace", "unmask"):  # unmask transplants lower faces from replace mode's donor pool
-        return models.replace.unavailable_reason() if models.replace is not None else "replace mode's models are not loaded"
-    return f"unknown mode {mode!r}; choose one of {', '.join(MODE_NAMES)}"
+    if mode not in MODES:
+        return f"unknown mode {mode!r}; choose one of {', '.join(MODE_NAMES)}"
+    return MODES[mode].unavailable_reason(models)
 
 
 def change_faces(image: np.ndarray, faces: Sequence[Face], keep: Collection[int], mode: str, models: Models) -> np.ndarray:
@@ -148,7 +145,7 @@ def change_faces_reported(
         if face.number in keep:
             x1, y1, x2, y2 = (int(round(v)) for v in face.box)
             protect[max(0, y1) : y2, max(0, x1) : x2] = True
-    changer = MODE_STARTERS[mode](image, faces, keep, models)
+    changer = MODES[mode].start(image, faces, keep, models)
     for face in sorted((f for f in faces if f.number not in keep), key=lambda f: f.width * f.height):
         paste_back(result, changer.apply(face), protect)
     return result, sorted(changer.reports, key=lambda report: report.number)

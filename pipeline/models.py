@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipeline import weights
 from pipeline.attributes import AgeGenderEstimator
 from pipeline.config import PipelineSettings
-from pipeline.detection import FaceDetector, create_detector
-from pipeline.errors import PipelineError
+from pipeline.detection import DETECTORS, FaceDetector
+from pipeline.errors import PipelineError, WeightsError
 from pipeline.modes.replace.resources import ReplaceResources
 from pipeline.modes.unmask.checkpoint import CHECKPOINT_FILE
 from pipeline.modes.unmask.inpaint import TrainedUnmask
@@ -48,6 +49,13 @@ def limit_cpu_threads(count: int) -> None:
     cv2.setNumThreads(count)
 
 
+def load_detector(name: str, weights_dir: Path, device: str = "cpu") -> FaceDetector:
+    """The detector backend with manifest name `name`, its file found and verified in `weights_dir`."""
+    if name not in DETECTORS:
+        raise WeightsError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}", "unknown_model")
+    return DETECTORS[name](weights.locate(name, weights_dir), device)
+
+
 def load_models(settings: PipelineSettings, device: str = "auto") -> Models:
     """Load every model the pipeline needs; slow, so call it once per process.
 
@@ -58,7 +66,7 @@ def load_models(settings: PipelineSettings, device: str = "auto") -> Models:
     if settings.cpu_threads > 0:
         limit_cpu_threads(settings.cpu_threads)
     folder = settings.weights_path
-    detector = create_detector(settings.detector, folder, device)
+    detector = load_detector(settings.detector, folder, device)
     return Models(
         settings=settings,
         device=device,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.modes import ModeOutput
+from pipeline.types import ModeOutput
 
 
 def blend(base: np.ndarray, new: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
+
+import numpy as np
 
 Gender = Literal["female", "male"]
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in photo pixels
 Landmarks5 = tuple[tuple[float, float], ...]  # left eye, right eye, nose, left mouth, right mouth
+MASKED_THRESHOLD = 0.5  # a face whose mask probability (`face.covering.mask_probability`) reaches this is treated as masked
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,11 @@ class Face:
     gender_score: float = 0.5
     age: float = 0.0
     mask: float | None = None  # probability that the face wears a face mask; None when not measured
+
+    @property
+    def wears_mask(self) -> bool:
+        """The face was measured and is likely to wear a face mask."""
+        return self.mask is not None and self.mask >= MASKED_THRESHOLD
 
     @property
     def width(self) -> float:
@@ -58,3 +66,44 @@ class Face:
             age=float(data["age"]),
             mask=None if data.get("mask") is None else float(data["mask"]),
         )
+
+
+@dataclass(frozen=True)
+class ModeOutput:
+    crop: np.ndarray  # h×w×3 uint8: new pixels
+    mask: np.ndarray  # h×w float32 in [0, 1]: where to use them
+    matrix: np.ndarray  # 2×3: photo pixels -> crop pixels
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    """What a mode did to one face, for the worker and the bot to surface.
+
+    `mode` is the mode actually applied (replace falls back to `blur` for faces it
+    cannot change safely; `reason` says why). `passed` is the anonymity check:
+    True or False when one ran, None when none applies (blur).
+    """
+
+    number: int
+    mode: str
+    passed: bool | None = None
+    distance: float | None = None  # identity distance from the original face
+    kept_distance: float | None = None  # identity distance to the nearest kept face
+    donor: str | None = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        """One line for people: the face, what was done to it, and why."""
+        done = {"replace": "replaced", "blur": "blurred", "unmask": "unmasked", "none": "left as it was"}.get(self.mode, self.mode)
+        if self.donor:
+            done += f" with {self.donor}"
+        why = [self.reason] if self.reason else []
+        if self.mode == "replace" and self.distance is not None:
+            why.append(f"dlib distance {self.distance:.2f} from the original")
+        return f"face {self.number}: {done}" + (f": {'; '.join(why)}" if why else "")
+
+
+class FaceChanger(Protocol):
+    reports: list[FaceReport]
+
+    def apply(self, face: Face) -> ModeOutput: ...

@@ -24,10 +24,10 @@ from PIL import Image
 from pipeline import weights
 from pipeline.__main__ import main
 from pipeline.detection import detect_faces
-from pipeline.modes.replace import generated
-from pipeline.modes.replace.donors import Donor, read_pool
-from pipeline.modes.replace.generated import FaceReaders, GenerationRequest, StyleGenerator
-from pipeline.modes.replace.pool import add_donors, build_pool, fit_donor_face, save_donor
+from pipeline.offline import generated
+from pipeline.face.donors import Donor, read_pool
+from pipeline.offline.generated import FaceReaders, GenerationRequest, StyleGenerator
+from pipeline.face.pool import add_donors, build_pool, fit_donor_face, save_donor
 from tests.helpers import PROJECT_ROOT, cached_models, photo_rgb
 from tests.networks import SMALL_STYLEGAN, FakeNvidiaModules, small_generator
 
@@ -87,7 +87,7 @@ class PortraitGenerator(torch.nn.Module):
 @pytest.fixture(scope="module")
 def readers() -> FaceReaders:
     models = cached_models()
-    return FaceReaders(models.detector, models.age_gender, dlib.shape_predictor(str(weights.locate("dlib_landmarks68"))))
+    return FaceReaders(models.detector, models.age_gender, dlib.shape_predictor(str(weights.locate("dlib_landmarks68", models.settings.weights_path))))
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,16 @@ import cv2
 import numpy as np
 
 from pipeline.analysis import available_modes, change_faces_reported, find_faces
-from pipeline.modes import ModeOutput
+from pipeline.face.crop import MIN_FACE_PX, prepare_face
 from pipeline.modes import replace as replace_mode
-from pipeline.modes.replace import MIN_FACE_PX, donor_attempts, prepare_face
-from pipeline.modes.replace.colour import masked_stats, match_sharpness, to_lab, transfer_colour
-from pipeline.modes.replace.donors import Donor, Target, facial_hair, median_skin_lab, rank_donors
+from pipeline.modes.replace import donor_attempts
+from pipeline.face.colour import masked_stats, match_sharpness, to_lab, transfer_colour
+from pipeline.face.donors import Donor, Target, facial_hair, median_skin_lab, rank_donors
 from pipeline.modes.replace.identity import MIN_DISTANCE, describe_face
-from pipeline.modes.replace.landmarks import JAW, FaceFeatures, eye_band
+from pipeline.face.landmarks import JAW, FaceFeatures, eye_band
 from pipeline.modes.replace.warp import donor_layout
-from pipeline.modes.unmask.covering import MASKED_THRESHOLD, find_covering
-from pipeline.modes.unmask.transplant import covering_in_crop
+from pipeline.face.covering import covering_in_crop, find_covering
+from pipeline.types import MASKED_THRESHOLD, ModeOutput
 from pipeline.regions import face_bounds
 from tests.helpers import cached_models, photo_rgb
 

@@ -25,7 +25,7 @@ from pipeline.errors import CorruptWeights, MissingWeights
 from pipeline.modes.replace import MAX_DONORS_TRIED, identity
 from pipeline.modes.replace.published import PublishedSwap, choose_backend, load_swap
 from pipeline.modes.replace.resources import ReplaceResources
-from pipeline.modes.unmask.covering import MASKED_THRESHOLD
+from pipeline.types import MASKED_THRESHOLD
 from pipeline.networks import arcface
 from pipeline.networks.bisenet import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.regions import face_bounds, face_scale

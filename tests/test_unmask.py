@@ -12,12 +12,12 @@ from pipeline.analysis import available_modes, change_faces_reported, find_faces
 from pipeline.detection import detect_faces
 from pipeline.detection.boxes import box_iou
 from pipeline.modes import unmask as unmask_mode
-from pipeline.modes.replace.landmarks import INNER_LIPS, JAW, NOSE, OUTER_LIPS, five_from_68
-from pipeline.modes.unmask.covering import MASKED_THRESHOLD, MIN_COVERED_SHARE, face_frame, find_covering, lower_face
+from pipeline.face.landmarks import INNER_LIPS, JAW, NOSE, OUTER_LIPS, five_from_68
+from pipeline.face.covering import MIN_COVERED_SHARE, face_frame, find_covering, lower_face
 from pipeline.selection import default_keep_for_mode
 from pipeline.modes.unmask.transplant import fit_donor_shape
 from pipeline.regions import face_bounds, face_scale
-from pipeline.types import Face
+from pipeline.types import MASKED_THRESHOLD, Face
 from tests.helpers import DATA, PROJECT_ROOT, cached_models, ground_truth, photo_rgb
 
 MIN_GT_FACE_PX = 20

@@ -11,10 +11,11 @@ import pytest
 from pipeline import weights
 from pipeline.detection import detect_faces
 from pipeline.detection.boxes import box_iou
-from pipeline.modes.replace.landmarks import BROWS, LEFT_EYE, RIGHT_EYE, dlib_box_from_five, fill_polygon, find_landmarks68
-from pipeline.modes.unmask.covering import MASKED_THRESHOLD, find_covering, mask_probability
-from pipeline.modes.unmask.dataset import TRAIN_SIZE, FaceSample, aligned_face, collect_faces, make_triple
-from pipeline.modes.unmask.synthesis import MASK_COLOURS, MASK_STYLES, synthesise_mask
+from pipeline.face.landmarks import BROWS, LEFT_EYE, RIGHT_EYE, dlib_box_from_five, fill_polygon, find_landmarks68
+from pipeline.face.covering import find_covering, mask_probability
+from pipeline.offline.dataset import TRAIN_SIZE, FaceSample, aligned_face, collect_faces, make_triple
+from pipeline.offline.synthesis import MASK_COLOURS, MASK_STYLES, synthesise_mask
+from pipeline.types import MASKED_THRESHOLD
 from tests.helpers import DATA, cached_models, ground_truth, photo_rgb
 
 # Frontal portraits in colour (tests/data/LICENSE.md): 6 faces from about 40 to 110 px eye to mouth.

@@ -23,8 +23,8 @@ from PIL import Image
 from pipeline.errors import CorruptWeights, MissingWeights, PipelineError
 from pipeline.modes.unmask.checkpoint import FORMAT, build_networks, read_checkpoint, save_checkpoint
 from pipeline.modes.unmask.inpaint import inpaint_face, inpaint_faces, load_unmask_networks
-from pipeline.modes.unmask.metrics import image_metrics, mask_iou, ssim
-from pipeline.modes.unmask.training import (
+from pipeline.offline.metrics import image_metrics, mask_iou, ssim
+from pipeline.offline.training import (
     IdentityEncoder, TrainOptions, Trainer, collect_folder, evaluate, train,
 )
 from tests.helpers import DATA, PROJECT_ROOT, assert_one_line_error, cached_models, run_pipeline
@@ -279,7 +279,7 @@ def test_ctrl_c_during_training_saves_a_checkpoint_to_resume_from(portraits, tmp
 
 def test_unmask_mode_paints_with_a_trained_checkpoint_and_leaves_bare_faces_alone(samples, tmp_path):
     from pipeline.analysis import change_faces_reported, find_faces
-    from pipeline.modes.unmask.covering import MASKED_THRESHOLD
+    from pipeline.types import MASKED_THRESHOLD
     from pipeline.modes.unmask.inpaint import TrainedUnmask
     from tests.helpers import photo_rgb
 

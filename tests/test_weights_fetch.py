@@ -22,6 +22,7 @@ import pytest
 from pipeline import weights
 from pipeline.__main__ import main
 from pipeline.errors import MissingWeights, WeightsError
+from pipeline.fetch import fetch as fetch_files
 
 
 @dataclass
@@ -92,7 +93,7 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 
 def fetch(names, folder, *entries):
     progress = io.StringIO()
-    outcomes = weights.fetch(names, folder, manifest={e.name: e for e in entries}, progress=progress)
+    outcomes = fetch_files(names, folder, manifest={e.name: e for e in entries}, progress=progress)
     return outcomes, progress.getvalue()
 
 
@@ -300,7 +301,7 @@ def test_cli_status_uses_the_configured_folder_and_names_the_fetch_command(manif
 
 def test_missing_file_error_names_the_fetch_command_and_url(manifest_file):
     with pytest.raises(MissingWeights) as caught:
-        weights.locate("gone")
+        weights.locate("gone", manifest_file)
     assert caught.value.file.endswith("gone.pth")
     assert "weights fetch gone" in str(caught.value) and "/gone.pth" in str(caught.value)
 

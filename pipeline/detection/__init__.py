@@ -1,46 +1,39 @@
 """Face detection behind one function, `detect_faces`, whatever the backend.
 
 Backends: RetinaFace (the default, torch) and CenterFace (ONNX via OpenCV),
-each with `detect(image, score_threshold) -> Detections`. Large photos are
-downscaled for detection and the results scaled back to the photo's pixels.
+each with `detect(image, score_threshold) -> Detections`, chosen by manifest name
+from `DETECTORS` (name -> the backend module's `load(path, device)`). Large photos
+are downscaled for detection and the results scaled back to the photo's pixels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
+from pipeline.detection import centerface, retinaface
 from pipeline.detection.boxes import non_max_suppression
 from pipeline.detection.types import Detections
 
 MERGE_IOU = 0.4  # passes at two scales that overlap this much are one face
 SMALL_FACE_PIXELS = 160  # the upscaled pass only adds faces smaller than this, in its own pixels
 
-DETECTORS = ("retinaface_mobilenet0.25", "retinaface_resnet50", "centerface")
-
 
 class FaceDetector(Protocol):
     def detect(self, image: np.ndarray, score_threshold: float) -> Detections: ...
 
 
-def create_detector(name: str, weights_dir: Path, device: str = "cpu") -> FaceDetector:
-    """Load a detector backend by its manifest name."""
-    from pipeline import weights
-    from pipeline.errors import WeightsError
-
-    if name == "centerface":
-        from pipeline.detection.centerface import CenterFaceDetector
-
-        return CenterFaceDetector(weights.locate("centerface", weights_dir))
-    if name in ("retinaface_mobilenet0.25", "retinaface_resnet50"):
-        from pipeline.detection.retinaface import RetinaFaceDetector
-
-        path = weights.locate(name, weights_dir)
-        return RetinaFaceDetector(weights.load(name, path, device), device)
-    raise WeightsError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}", "unknown_model")
+DETECTORS: dict[str, Callable[[Path, str], FaceDetector]] = {
+    "retinaface_mobilenet0.25": partial(retinaface.load, name="retinaface_mobilenet0.25"),
+    "retinaface_resnet50": partial(retinaface.load, name="retinaface_resnet50"),
+    "centerface": centerface.load,
+}
+"""Each detector by its manifest name, with its loader `(path, device) -> FaceDetector`."""
 
 
 def detect_faces(
@@ -54,7 +47,7 @@ def detect_faces(
 
     Args:
         image: H×W×3 uint8 RGB.
-        detector: a backend from `create_detector`.
+        detector: a backend from `DETECTORS` (`models.load_detector`).
         max_side: the photo is downscaled so that its longer side is at most this.
         score_threshold: minimum face score.
         upscale_below: a photo whose longer side is below this is also searched at

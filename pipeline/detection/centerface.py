@@ -8,6 +8,8 @@ other sizes, so OpenCV runs it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -51,3 +53,8 @@ class CenterFaceDetector:
         points = (points * to_original).astype(np.float32)
         keep = non_max_suppression(boxes, scores, self.nms_iou)
         return Detections(boxes[keep], scores[keep].astype(np.float32), points[keep])
+
+
+def load(path: Path, device: str = "cpu") -> CenterFaceDetector:
+    """A detector running the ONNX file at `path` through OpenCV (always on the CPU, whatever `device` says)."""
+    return CenterFaceDetector(str(path))

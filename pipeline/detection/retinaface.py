@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +22,8 @@ from torch import nn
 
 from pipeline.detection.boxes import non_max_suppression
 from pipeline.detection.types import Detections
+from pipeline.errors import CorruptWeights
+from pipeline.networks.state_dict import load_strictly, read_state_dict
 
 
 @dataclass(frozen=True)
@@ -288,3 +291,18 @@ class RetinaFaceDetector:
         face_scores = face_scores[chosen]
         keep = non_max_suppression(corners, face_scores, self.nms_iou)
         return Detections(corners[keep], face_scores[keep], points[keep])
+
+
+def load_network(path: Path, device: str = "cpu", name: str = "retinaface_mobilenet0.25") -> RetinaFace:
+    """The RetinaFace of a checkpoint (biubug6 layout) in eval mode; `name` says which backbone it must hold."""
+    state = read_state_dict(path)
+    config = config_for_state_dict(state)
+    expected = RESNET50_CONFIG if name == "retinaface_resnet50" else MOBILENET_CONFIG
+    if config != expected:
+        raise CorruptWeights(f"the checkpoint holds a {config.backbone} RetinaFace, not {name}")
+    return load_strictly(RetinaFace(config), state, name).to(device).eval()
+
+
+def load(path: Path, device: str = "cpu", name: str = "retinaface_mobilenet0.25") -> RetinaFaceDetector:
+    """A detector running the checkpoint at `path`."""
+    return RetinaFaceDetector(load_network(path, device, name), device)

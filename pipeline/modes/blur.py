@@ -5,44 +5,10 @@ It needs no weights, so it always works.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from pipeline.modes import FaceReport, ModeOutput
-from pipeline.regions import face_bounds, face_mask, face_scale
-from pipeline.types import Face
-
-MOSAIC_BLOCKS = 8  # mosaic cells across the face
-GAUSSIAN_SIGMA = 0.12  # Gaussian sigma, as a fraction of the face size
-FEATHER = 0.12  # soft edge width, as a fraction of the face size
-
-
-def apply(image: np.ndarray, face: Face, style: str = "mosaic") -> ModeOutput:
-    """Hide one face.
-
-    Args:
-        image: H×W×3 uint8 photo.
-        face: the face to hide.
-        style: `mosaic` or `gaussian`.
-    """
-    size = face_scale(face)
-    feather = max(2.0, FEATHER * size)
-    bounds = face_bounds(face, (image.shape[1], image.shape[0]), margin=feather)
-    x1, y1, x2, y2 = bounds
-    region = image[y1:y2, x1:x2]
-    if style == "gaussian":
-        crop = cv2.GaussianBlur(region, (0, 0), sigmaX=max(1.0, GAUSSIAN_SIGMA * size), borderType=cv2.BORDER_REPLICATE)
-    else:
-        crop = pixelate(region, cell=max(2, round(size / MOSAIC_BLOCKS)))
-    matrix = np.array([[1.0, 0.0, -x1], [0.0, 1.0, -y1]])
-    return ModeOutput(crop=crop, mask=face_mask(face, bounds, feather), matrix=matrix)
-
-
-def pixelate(region: np.ndarray, cell: int) -> np.ndarray:
-    """Average the region over square cells of `cell` pixels."""
-    height, width = region.shape[:2]
-    small = cv2.resize(region, (max(1, round(width / cell)), max(1, round(height / cell))), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
+from pipeline.face.blur import blur_face
+from pipeline.types import Face, FaceReport, ModeOutput
 
 
 class BlurChanger:
@@ -55,9 +21,14 @@ class BlurChanger:
 
     def apply(self, face: Face) -> ModeOutput:
         self.reports.append(FaceReport(number=face.number, mode="blur"))
-        return apply(self.image, face, self.style)
+        return blur_face(self.image, face, self.style)
 
 
 def start(image: np.ndarray, faces, keep, models) -> BlurChanger:
     """Begin blurring one photo's faces."""
     return BlurChanger(image, models.settings.blur_style)
+
+
+def unavailable_reason(models) -> str | None:
+    """Blur needs no weights: it always works."""
+    return None

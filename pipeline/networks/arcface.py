@@ -17,9 +17,15 @@ Dropout is the identity in eval mode, as in the original.
 from __future__ import annotations
 
 import re
+import zipfile
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from pipeline.errors import CorruptWeights
+from pipeline.networks import safe_pickle
+from pipeline.networks.state_dict import load_strictly
 
 RESNET50_LAYERS = (3, 4, 14, 3)
 EMBEDDING_SIZE = 512
@@ -106,3 +112,40 @@ def from_state_dict(state: dict) -> ArcFaceResNet:
     if 0 in layers:
         return ArcFaceResNet(RESNET50_LAYERS, use_se)  # strict loading will name what is wrong
     return ArcFaceResNet(tuple(layers), use_se)
+
+
+def load(path: Path, device: str = "cpu", name: str = "arcface_simswap") -> ArcFaceResNet:
+    """SimSwap's ArcFace from `arcface_checkpoint.tar` in any of its forms, in eval mode."""
+    state = read_state_dict(path)
+    return load_strictly(from_state_dict(state), state, name).to(device).eval()
+
+
+def read_state_dict(path: Path) -> dict:
+    """Tensors of SimSwap's `arcface_checkpoint.tar` in any of its forms, without running its code.
+
+    Accepted: the whole pickled `models.arcface_models.ResNet` (2023 on); the older
+    dict whose `model` is a DataParallel around it; a TorchScript export (only its
+    parameters are taken); a plain state_dict. Pickles go through the restricted
+    unpickler of `pipeline.networks.safe_pickle`.
+    """
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            is_torchscript = any(n.endswith("constants.pkl") or "/code/" in n for n in archive.namelist())
+        if is_torchscript:
+            try:
+                return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+            except Exception as error:  # torch raises many types for a bad file
+                raise CorruptWeights(f"{path.name} is not a readable TorchScript file ({type(error).__name__})") from None
+    try:
+        content = safe_pickle.load_restricted(path, ("models", "torch.nn"))
+    except safe_pickle.UnsafePickle as error:
+        raise CorruptWeights(f"{path.name} was refused: {error}") from None
+    except Exception as error:  # torch raises many types for a bad file
+        raise CorruptWeights(f"{path.name} is not a readable checkpoint ({type(error).__name__})") from None
+    if isinstance(content, dict) and not all(isinstance(v, torch.Tensor) for v in content.values()):
+        content = content.get("model", content.get("state_dict", content))
+    if safe_pickle.is_module_record(content):
+        content = safe_pickle.module_state_dict(safe_pickle.unwrap_data_parallel(content))
+    if not isinstance(content, dict) or not all(isinstance(v, torch.Tensor) for v in content.values()):
+        raise CorruptWeights(f"{path.name} holds neither an ArcFace module nor a state_dict")
+    return {key.removeprefix("module."): value for key, value in content.items()}

@@ -18,9 +18,14 @@ The 19 classes, in order, are FACE_PARSING_CLASSES.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pipeline.errors import CorruptWeights
+from pipeline.networks.state_dict import load_strictly, read_state_dict
 
 FACE_PARSING_CLASSES = (
     "background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",
@@ -163,3 +168,11 @@ class BiSeNet(nn.Module):
 def from_state_dict(state: dict) -> BiSeNet:
     """A BiSeNet sized for the checkpoint's class count (19 for `79999_iter.pth`)."""
     return BiSeNet(n_classes=state["conv_out.conv_out.weight"].shape[0])
+
+
+def load(path: Path, device: str = "cpu", name: str = "bisenet_faceparsing") -> BiSeNet:
+    """The face parser of a zllrunning/face-parsing.PyTorch checkpoint, in eval mode."""
+    state = read_state_dict(path)
+    if "conv_out.conv_out.weight" not in state:
+        raise CorruptWeights(f"{path.name} is not a BiSeNet face-parsing checkpoint")
+    return load_strictly(from_state_dict(state), state, name).to(device).eval()

@@ -19,8 +19,12 @@ N×3×S×S in [0, 1]: `(tanh(x) + 1) / 2`, as the original.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
+
+from pipeline.networks.state_dict import load_strictly, read_state_dict
 
 LATENT_SIZE = 512
 N_BLOCKS = 9
@@ -114,3 +118,9 @@ class SimSwapGenerator(nn.Module):
         if self.size == 512:
             x = self.up0(x)
         return (self.last_layer(x) + 1) / 2
+
+
+def load(path: Path, device: str = "cpu", name: str = "simswap_224") -> SimSwapGenerator:
+    """SimSwap's generator (`simswap_224` or `simswap_512`, as `name` says), in eval mode."""
+    state = read_state_dict(path)
+    return load_strictly(SimSwapGenerator(size=224 if name == "simswap_224" else 512), state, name).to(device).eval()

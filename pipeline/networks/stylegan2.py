@@ -21,10 +21,16 @@ from __future__ import annotations
 
 import copy
 import math
+import zipfile
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pipeline.errors import CorruptWeights
+from pipeline.networks import safe_pickle
+from pipeline.networks.state_dict import load_strictly, read_state_dict
 
 ACTIVATION_GAINS = {"linear": 1.0, "lrelu": math.sqrt(2.0), "relu": math.sqrt(2.0)}
 LRELU_ALPHA = 0.2
@@ -415,3 +421,40 @@ def kwargs_for_state_dict(state: dict) -> dict:
     if not any(key.endswith(".noise_const") for key in state):
         synthesis["use_noise"] = False
     return kwargs
+
+
+def load(path: Path, device: str = "cpu", name: str = "stylegan2_ffhq_1024") -> Generator:
+    """`G_ema` of a stylegan2-ada-pytorch `.pkl` (read without executing its embedded source) or a plain state_dict, in eval mode."""
+    return read_generator(path, name).to(device).eval()
+
+
+def read_generator(path: Path, name: str) -> Generator:
+
+    def from_state_dict():
+        state = {key.removeprefix("G_ema."): value for key, value in read_state_dict(path).items()}
+        return load_strictly(generator_from_kwargs(kwargs_for_state_dict(state)), state, name)
+
+    if zipfile.is_zipfile(path):
+        return from_state_dict()
+    try:
+        content = safe_pickle.load_nvidia_pickle(path)
+    except safe_pickle.UnsafePickle as error:
+        if "dnnlib.tflib" in str(error):
+            raise CorruptWeights(f"{path.name} is a TensorFlow StyleGAN pickle; this version reads PyTorch ones only") from None
+        raise CorruptWeights(f"{path.name} was refused: {error}") from None
+    except Exception as error:  # a truncated or foreign file raises many types
+        raise CorruptWeights(f"{path.name} is not a readable StyleGAN2-ADA pickle ({type(error).__name__})") from None
+    if isinstance(content, int):  # the magic number that opens a legacy (pre-zip) torch.save file
+        return from_state_dict()
+    generator = content.get("G_ema", content.get("G")) if isinstance(content, dict) else content
+    if not safe_pickle.is_module_record(generator) or generator.pickled_class != "Generator":
+        raise CorruptWeights(f"{path.name} holds no StyleGAN2-ADA generator (G_ema)")
+    kwargs = generator.state.get("_init_kwargs") or {}
+    args = generator.state.get("_init_args") or ()
+    if args:
+        kwargs = {**dict(zip(GENERATOR_ARGUMENTS, args)), **kwargs}
+    try:
+        model = generator_from_kwargs(dict(kwargs))
+    except (TypeError, ValueError) as error:
+        raise CorruptWeights(f"{path.name}: its generator settings are not supported ({error})") from None
+    return load_strictly(model, safe_pickle.module_state_dict(generator), name)

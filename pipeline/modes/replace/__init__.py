@@ -28,7 +28,7 @@ the choice is logged once and named in each replaced face's report):
 
 A face that is too small (`MIN_FACE_PX`), turned to profile, more than
 `1 - MIN_VISIBLE_SKIN` covered, or whose donors all fail the check, is blurred
-with `modes.blur.apply` instead, and its report says why.
+with `face.blur.blur_face` instead, and its report says why.
 """
 
 from __future__ import annotations
@@ -37,32 +37,29 @@ import logging
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 from itertools import zip_longest
 
 import cv2
 import numpy as np
 
 from pipeline.align import compose, transform_points
-from pipeline.modes import FaceReport, ModeOutput, blur
-from pipeline.paste import blend
-from pipeline.modes.replace.colour import match_sharpness, skin_visibility, to_lab, transfer_colour
-from pipeline.modes.replace.donors import Candidate, DonorPool, Target, facial_hair, median_skin_lab, rank_donors
+from pipeline.face.blur import blur_face
+from pipeline.face.colour import match_sharpness, skin_visibility, to_lab, transfer_colour
+from pipeline.face.covering import covering_in_crop, find_covering
+from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face
+from pipeline.face.donors import Candidate, Target, donor_label, facial_hair, load_donor, median_skin_lab, rank_donors
 from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
-from pipeline.modes.replace.landmarks import (
-    dlib_box_from_five, eye_band, face_features, face_outline, feature_mask, fill_polygon, find_landmarks68,
-    five_from_68, landmark_disagreement, mirror_landmarks,
+from pipeline.face.landmarks import (
+    eye_band, face_features, face_outline, feature_mask, fill_polygon, five_from_68, landmark_disagreement,
 )
 from pipeline.modes.replace.warp import donor_layout, warp_piecewise
+from pipeline.paste import blend
 from pipeline.regions import face_bounds, face_mask, face_scale
-from pipeline.types import Face
+from pipeline.types import Face, FaceReport, ModeOutput
 
 log = logging.getLogger(__name__)
 
-MIN_FACE_PX = 24  # faces whose box is smaller than this (pixels) are blurred
-WORK_FACE_PX = (128, 320)  # faces are resampled so their box side falls in this range
-CROP_MARGIN = 0.45  # room around the face region in the work crop, as a fraction of the face size
-MAX_YAW = 0.75  # beyond this (near profile) the 68-point fit and the warp are unreliable
 MAX_LANDMARK_DISAGREEMENT = 0.35  # dlib vs detector five points, in eye-to-mouth distances
 MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region counts as too occluded
 ERODE = 0.05  # the face region is shrunk by this fraction of the face size ...
@@ -70,32 +67,6 @@ FEATHER = 0.06  # ... and its edge softened over this fraction
 MASK_RIM = 0.04  # a face mask's pixels are grown by this fraction of the face size before they are kept
 MAX_DONORS_TRIED = 6  # donors tried before blurring (classical: each person once, then other crops; ~0.14 s each)
 CLASSICAL = "classical warp"  # the backend named in reports when no published networks are used
-
-
-@dataclass(frozen=True)
-class PreparedFace:
-    """A face cut out at its working scale, with its dense landmarks."""
-
-    crop: np.ndarray
-    matrix: np.ndarray  # photo -> crop
-    scale: float  # crop pixels per photo pixel
-    points: np.ndarray  # 68×2 in crop pixels
-    size_px: float  # face box side in crop pixels
-
-
-def prepare_face(image: np.ndarray, face: Face, predictor) -> PreparedFace:
-    """Cut the face out at a scale where landmarks and warps work, and fit 68 landmarks."""
-    size = face_scale(face)
-    scale = float(np.clip(size, *WORK_FACE_PX) / size)
-    x1, y1, x2, y2 = face_bounds(face, (image.shape[1], image.shape[0]), margin=CROP_MARGIN * size)
-    width, height = max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale))
-    region = image[y1:y2, x1:x2]
-    crop = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    sx, sy = width / (x2 - x1), height / (y2 - y1)
-    matrix = np.array([[sx, 0.0, -sx * x1], [0.0, sy, -sy * y1]])
-    five = transform_points(face.landmarks, matrix)
-    points = find_landmarks68(predictor, crop, dlib_box_from_five(five))
-    return PreparedFace(crop, matrix, scale, points, size * scale)
 
 
 def blend_mask(region: np.ndarray, visible: np.ndarray, face_px: float) -> np.ndarray:
@@ -117,10 +88,7 @@ def face_mask_cover(image: np.ndarray, face: Face, prepared: PreparedFace) -> np
     mask is close to skin in chroma), and it always lets the lips through: the
     donor's mouth and beard were painted, half transparent, over the mask.
     """
-    from pipeline.modes.unmask.covering import MASKED_THRESHOLD, find_covering  # unmask builds on replace: here, not at the top
-    from pipeline.modes.unmask.transplant import covering_in_crop
-
-    if face.mask is not None and face.mask < MASKED_THRESHOLD:
+    if face.mask is not None and not face.wears_mask:
         return None
     covering = find_covering(image, face.landmarks)
     if not covering.masked:
@@ -141,22 +109,6 @@ def donor_attempts(candidates: list[Candidate], count: int) -> list[Candidate]:
         by_identity.setdefault(candidate.donor.identity, []).append(candidate)
     rounds = zip_longest(*by_identity.values())
     return [candidate for round_ in rounds for candidate in round_ if candidate is not None][:count]
-
-
-def load_donor(pool: DonorPool, candidate: Candidate) -> tuple[np.ndarray, np.ndarray]:
-    """The donor's pool crop (mirrored when the candidate says so) and its 68 landmarks there."""
-    donor_image = read_donor_image(str(pool.image_path(candidate.donor)), candidate.flip)
-    donor_points = np.asarray(candidate.donor.landmarks, dtype=np.float64)
-    if candidate.flip:
-        donor_points = mirror_landmarks(donor_points, donor_image.shape[1])
-    return donor_image, donor_points
-
-
-@lru_cache(maxsize=96)
-def read_donor_image(path: str, flip: bool) -> np.ndarray:
-    """A pool crop as RGB, mirrored when asked (cached per process)."""
-    image = cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(image[:, ::-1]) if flip else image
 
 
 @dataclass(frozen=True)
@@ -230,7 +182,7 @@ class ReplaceChanger:
         """Blur the face instead, and say why."""
         log.info("face %d blurred instead of replaced: %s", face.number, reason)
         self.reports.append(FaceReport(number=face.number, mode="blur", reason=reason, **details))
-        return blur.apply(self.image, face, self.models.settings.blur_style)
+        return blur_face(self.image, face, self.models.settings.blur_style)
 
     def fall_back_unmatched(self, face: Face, best: IdentityCheck | None, backend: str) -> ModeOutput:
         """Blur a face none of whose donors passed the anonymity check (or that had no donor at all)."""
@@ -420,10 +372,6 @@ class ReplaceChanger:
             job.best = check
 
 
-def donor_label(candidate: Candidate) -> str:
-    return candidate.donor.id + (" (mirrored)" if candidate.flip else "")
-
-
 def translation(x: float, y: float) -> np.ndarray:
     return np.array([[1.0, 0.0, x], [0.0, 1.0, y]])
 
@@ -435,3 +383,8 @@ def start(image: np.ndarray, faces: Sequence[Face], keep: Collection[int], model
         ReplaceUnavailable: dlib, its model files or the donor pool are missing.
     """
     return ReplaceChanger(image, faces, keep, models)
+
+
+def unavailable_reason(models) -> str | None:
+    """None when replace mode can run, else why not: it needs dlib, its model files and the donor pool; checks files, loads nothing big."""
+    return models.replace.unavailable_reason() if models.replace is not None else "replace mode's models are not loaded"

@@ -19,7 +19,7 @@ from pathlib import Path
 from pipeline import weights
 from pipeline.detection import FaceDetector
 from pipeline.errors import PipelineError, WeightsError
-from pipeline.modes.replace.donors import DonorPool
+from pipeline.face.donors import DonorPool
 from pipeline.modes.replace.published import PublishedSwap, load_swap
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class ReplaceResources:
             weights.locate("dlib_face_recognition", self.weights_dir)
         except WeightsError as error:
             return str(error)
-        from pipeline.modes.replace.pool import openpeople_folder
+        from pipeline.face.pool import openpeople_folder
 
         if not (self.pool_folder / "index.json").is_file() and openpeople_folder() is None:
             return "no donor pool and the openpeople package is missing; install it with: " + weights.MODELS_INSTALL_COMMAND
@@ -95,7 +95,7 @@ class ReplaceResources:
                     raise ReplaceUnavailable(f"replace: {reason}")
                 import dlib
 
-                from pipeline.modes.replace.pool import PoolUnavailable, load_or_build_pool
+                from pipeline.face.pool import PoolUnavailable, load_or_build_pool
 
                 predictor = dlib.shape_predictor(str(weights.locate("dlib_landmarks68", self.weights_dir)))
                 recognizer = dlib.face_recognition_model_v1(str(weights.locate("dlib_face_recognition", self.weights_dir)))

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from pipeline.align import estimate_similarity, transform_points
-from pipeline.modes.replace.landmarks import JAW
+from pipeline.face.landmarks import JAW
 
 FRAME_POINTS = 16  # points on the ring around the face that anchor the warp
 FRAME_REACH = 1.6  # the ring's radius relative to the face's own radius

@@ -3,10 +3,10 @@
 Per face not kept:
 
 1. find the covering (`covering.find_covering`): the mask probability and its
-   pixels. Below `covering.MASKED_THRESHOLD` the face is left pixel-identical
+   pixels. Below `types.MASKED_THRESHOLD` the face is left pixel-identical
    and reported as "no mask";
 2. cut the face out at replace mode's working scale and fit dlib's 68 points
-   (`replace.prepare_face`); only the eyes and brows are trusted, the rest is
+   (`face.crop.prepare_face`); only the eyes and brows are trusted, the rest is
    under the mask;
 3. choose a donor from replace mode's pool: same gender, nearest age, closest
    pose, a closed neutral mouth, no synthetic person twice in a photo;
@@ -15,7 +15,7 @@ Per face not kept:
    detector's five points (`transplant.fit_donor_shape`); the donor is warped by
    that same transform, so its nose, mouth and chin land on the estimate;
 5. give it the target's colour and light from the target's visible skin
-   (`replace.colour`); when replace mode has its published networks (SimSwap
+   (`face.colour`); when replace mode has its published networks (SimSwap
    and ArcFace), harmonise the whole composited face with the identity swap,
    using the identity ArcFace embeds from the person's own (masked) face
    (`PublishedSwap.harmonise`), so the new lower face follows the person's
@@ -40,20 +40,18 @@ import cv2
 import numpy as np
 
 from pipeline.align import compose, transform_points, warp_antialiased
-from pipeline.modes import FaceReport, ModeOutput
-from pipeline.modes.replace import MAX_YAW, MIN_FACE_PX, PreparedFace, donor_label, load_donor, prepare_face
-from pipeline.modes.replace.colour import match_sharpness, to_lab
-from pipeline.modes.replace.donors import Donor, Target, median_skin_lab, rank_donors
-from pipeline.modes.replace.landmarks import eye_band, eye_ratio, face_features, five_from_68
-from pipeline.modes.unmask.covering import (
-    MASKED_THRESHOLD, Covering, face_frame, find_covering, mask_probability, reference_skin, skin_distance,
+from pipeline.face.colour import match_sharpness, to_lab
+from pipeline.face.covering import (
+    Covering, covering_in_crop, face_frame, find_covering, mask_probability, reference_skin, skin_distance,
 )
-from pipeline.modes.unmask.dataset import sample_matrix
+from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face, sample_matrix
+from pipeline.face.donors import Donor, Target, donor_label, load_donor, median_skin_lab, rank_donors
+from pipeline.face.landmarks import eye_band, eye_ratio, face_features, five_from_68
 from pipeline.modes.unmask.inpaint import UnmaskNetworks, holes_from_probabilities, inpaint_face, predict_masks
-from pipeline.modes.unmask.transplant import covering_in_crop, render_lower_face, unmask_blend_mask
+from pipeline.modes.unmask.transplant import render_lower_face, unmask_blend_mask
 from pipeline.paste import blend
 from pipeline.regions import face_scale
-from pipeline.types import Face
+from pipeline.types import MASKED_THRESHOLD, Face, FaceReport, ModeOutput
 
 log = logging.getLogger(__name__)
 
@@ -218,3 +216,8 @@ def start(image: np.ndarray, faces: Sequence[Face], keep: Collection[int], model
         ReplaceUnavailable: dlib, its model files or the donor pool are missing.
     """
     return UnmaskChanger(image, faces, keep, models)
+
+
+def unavailable_reason(models) -> str | None:
+    """None when unmask mode can run, else why not: it needs replace mode's dlib files and donor pool (unmask transplants lower faces from that pool); checks files, loads nothing big."""
+    return models.replace.unavailable_reason() if models.replace is not None else "replace mode's models are not loaded"

@@ -35,7 +35,7 @@ import torch
 
 from pipeline.errors import CorruptWeights, MissingWeights
 from pipeline.modes.unmask.networks import LowerFaceInpainter, MaskSegmenter, build_inpainter, build_segmenter, config_dict
-from pipeline.weights import load_strictly
+from pipeline.networks.state_dict import load_strictly
 
 FORMAT = "photobot-unmask"
 VERSION = 1

@@ -9,10 +9,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.align import compose, transform_points
-from pipeline.modes.replace.colour import transfer_colour
-from pipeline.modes.replace.landmarks import BROWS, JAW, LEFT_EYE, RIGHT_EYE, face_outline, feature_mask, fill_polygon, five_from_68
-from pipeline.modes.unmask.covering import Covering, face_frame
+from pipeline.align import transform_points
+from pipeline.face.colour import transfer_colour
+from pipeline.face.landmarks import BROWS, JAW, LEFT_EYE, RIGHT_EYE, face_outline, feature_mask, fill_polygon, five_from_68
+from pipeline.face.covering import face_frame
 
 VISIBLE = BROWS + LEFT_EYE + RIGHT_EYE  # the 68-point landmarks a face mask never hides
 FIVE_WEIGHTS = np.array([1.0, 1.0, 3.0, 3.0, 3.0])  # the detector's nose and mouth are the only hint below the mask
@@ -59,12 +59,6 @@ def eye_disagreement(points: np.ndarray, five: np.ndarray) -> float:
     five = np.asarray(five, dtype=np.float64)
     eye_to_mouth = max(1e-6, float(np.hypot(*(five[3:].mean(axis=0) - five[:2].mean(axis=0)))))
     return float(np.hypot(*(five_from_68(points)[:2] - five[:2]).T).mean() / eye_to_mouth)
-
-
-def covering_in_crop(covering: Covering, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The covering's pixel mask moved into another crop of the photo (photo -> crop `matrix`), h×w float32."""
-    to_crop = compose(matrix, cv2.invertAffineTransform(covering.matrix))
-    return cv2.warpAffine(covering.pixels, to_crop, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderValue=0.0)
 
 
 def render_lower_face(

@@ -36,15 +36,15 @@ import torch
 from torch.nn import functional as F
 
 from pipeline.errors import CorruptWeights, MissingWeights, PipelineError, WeightsError
-from pipeline.modes.replace.landmarks import five_from_68, landmark_predictor
+from pipeline.face.landmarks import five_from_68, landmark_predictor
 from pipeline.modes.replace.published import PublishedSwap
 from pipeline.modes.unmask.checkpoint import build_networks, checkpoint_document, save_checkpoint
-from pipeline.modes.unmask.dataset import TRAIN_SIZE, FaceSample, collect_faces, make_triple
+from pipeline.offline.dataset import TRAIN_SIZE, FaceSample, collect_faces, make_triple
 from pipeline.modes.unmask.inpaint import (
     MASK_THRESHOLD, UnmaskNetworks, holes_from_masks, holes_from_probabilities, inpaint_faces, load_unmask_networks,
     predict_masks, to_network,
 )
-from pipeline.modes.unmask.metrics import ImageMetrics, image_metrics, mask_iou, ssim
+from pipeline.offline.metrics import ImageMetrics, image_metrics, mask_iou, ssim
 from pipeline.modes.unmask.networks import (
     SIZE_MULTIPLE, InpainterConfig, LowerFaceInpainter, MaskSegmenter, SegmenterConfig, composite,
 )
@@ -376,12 +376,12 @@ class IdentityEncoder:
         return self.swap.embed([self.swap.align(face, five_from_68(points))[0] for face, points in zip(faces, points68)])
 
 
-def load_identity_encoder(device: str) -> tuple[IdentityEncoder | None, str | None]:
-    """(ArcFace encoder, None) when `arcface_simswap` is present, else (None, why not)."""
+def load_identity_encoder(weights_dir: Path, device: str) -> tuple[IdentityEncoder | None, str | None]:
+    """(ArcFace encoder, None) when `arcface_simswap` is present in `weights_dir`, else (None, why not)."""
     from pipeline import weights
 
     try:
-        return IdentityEncoder(weights.load("arcface_simswap", device=device), device), None
+        return IdentityEncoder(weights.load("arcface_simswap", weights.locate("arcface_simswap", weights_dir), device), device), None
     except MissingWeights:
         return None, "arcface_simswap not present"
     except WeightsError as error:
@@ -428,5 +428,5 @@ def evaluate_folder(folder: Path, checkpoint: Path, models, count: int | None = 
         raise PipelineError("--count must be at least 1", "bad_option")
     networks = load_unmask_networks(checkpoint, models.device)
     samples = collect_folder(folder, models, networks.size)
-    identity, note = load_identity_encoder(models.device)
+    identity, note = load_identity_encoder(models.settings.weights_path, models.device)
     return evaluate(networks, samples, count or len(samples), seed, identity, note)

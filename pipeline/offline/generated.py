@@ -41,9 +41,9 @@ from pipeline import weights
 from pipeline.attributes import GENDER_LABELS, AgeGenderEstimator
 from pipeline.detection import FaceDetector, detect_faces
 from pipeline.errors import MissingWeights, PipelineError
-from pipeline.modes.replace.donors import Donor, DonorPool, read_pool
-from pipeline.modes.replace.landmarks import landmark_predictor
-from pipeline.modes.replace.pool import (
+from pipeline.face.donors import Donor, DonorPool, read_pool
+from pipeline.face.landmarks import landmark_predictor
+from pipeline.face.pool import (
     MIN_SCORE, PoolUnavailable, UnusableFace, add_donors, fit_donor_face, load_or_build_pool, save_donor,
 )
 from pipeline.types import Gender

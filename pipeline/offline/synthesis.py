@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from pipeline.align import transform_points
-from pipeline.modes.replace.colour import noise_level
-from pipeline.modes.replace.landmarks import JAW, LEFT_EYE, RIGHT_EYE
+from pipeline.face.colour import noise_level
+from pipeline.face.landmarks import JAW, LEFT_EYE, RIGHT_EYE
 
 MASK_STYLES = ("surgical", "kf94", "cloth")
 MASK_COLOURS = ("white", "blue", "black", "patterned")

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.align import transform_points
-from pipeline.modes.replace.colour import to_lab
+from pipeline.align import compose, transform_points
+from pipeline.face.colour import to_lab
+from pipeline.types import MASKED_THRESHOLD
 
 WORK_EYE_TO_MOUTH = 36.0  # the face is resampled so its eye-to-mouth distance is this many pixels
-MASKED_THRESHOLD = 0.5  # a face whose probability reaches this is treated as masked
 # Logistic of the lower face's non-skin share: 0.5 at CENTRE, steepness 1/SLOPE.
 SHARE_CENTRE = 0.62
 SHARE_SLOPE = 0.05
@@ -246,3 +246,9 @@ def find_covering(image: np.ndarray, landmarks5, with_pixels: bool = True) -> Co
 def mask_probability(image: np.ndarray, landmarks5) -> float:
     """Just the probability that the face wears a mask, in [0, 1]."""
     return find_covering(image, landmarks5, with_pixels=False).probability
+
+
+def covering_in_crop(covering: Covering, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The covering's pixel mask moved into another crop of the photo (photo -> crop `matrix`), h×w float32."""
+    to_crop = compose(matrix, cv2.invertAffineTransform(covering.matrix))
+    return cv2.warpAffine(covering.pixels, to_crop, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderValue=0.0)

@@ -5,7 +5,7 @@ searched with our own detector; every usable face gets dlib's 68 landmarks, is
 aligned into a square crop and indexed by gender, age, pose, expression and
 skin tone (see `donors.py` for the format). The pool is written to a temporary
 folder and renamed into place, so two workers building at once never see half
-a pool. Other sources (`generated.py`) add donors with `add_donors`, which keeps
+a pool. Other sources (`offline/generated.py`) add donors with `add_donors`, which keeps
 the pool's donors and replaces its index in one rename.
 """
 
@@ -28,9 +28,9 @@ from PIL import Image
 
 from pipeline.align import transform_points, warp_face
 from pipeline.detection import FaceDetector, detect_faces
-from pipeline.modes.replace.colour import to_lab
-from pipeline.modes.replace.donors import Donor, DonorPool, facial_hair, median_skin_lab, read_pool, write_pool_index
-from pipeline.modes.replace.landmarks import (
+from pipeline.face.colour import to_lab
+from pipeline.face.donors import Donor, DonorPool, facial_hair, median_skin_lab, read_pool, write_pool_index
+from pipeline.face.landmarks import (
     dlib_box_from_five, eye_band, eye_ratio, face_features, find_landmarks68, five_from_68, landmark_disagreement,
 )
 

@@ -20,24 +20,22 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from pipeline.align import TEMPLATES, estimate_similarity, transform_points, warp_antialiased
+from pipeline.align import transform_points, warp_antialiased
 from pipeline.detection import detect_faces
 from pipeline.errors import PhotoError
 from pipeline.imageio import load_photo
-from pipeline.modes.replace.landmarks import (
-    dlib_box_from_five, eye_ratio, face_features, find_landmarks68, five_from_68, landmark_disagreement,
+from pipeline.face.landmarks import (
+    dlib_box_from_five, eye_ratio, face_features, find_landmarks68, landmark_disagreement,
 )
-from pipeline.modes.replace.pool import MAX_DISAGREEMENT, MIN_EYE_RATIO
-from pipeline.modes.unmask.covering import MASKED_THRESHOLD, mask_probability
-from pipeline.modes.unmask.synthesis import synthesise_mask
+from pipeline.face.pool import MAX_DISAGREEMENT, MIN_EYE_RATIO
+from pipeline.face.covering import mask_probability
+from pipeline.face.crop import sample_matrix
+from pipeline.types import MASKED_THRESHOLD
+from pipeline.offline.synthesis import synthesise_mask
 
 log = logging.getLogger(__name__)
 
 TRAIN_SIZE = 128  # side of an aligned training face
-# Faces are aligned to dlib's chip template (unit face: eyes at y 0.21, mouth at 0.78); a sample is this
-# square of it (x1, y1, side), from the lower forehead to below the chin, where the largest masks end.
-TEMPLATE = "dlib_chip"
-WINDOW = (-0.385, -0.15, 1.75)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MIN_EYE_TO_MOUTH_PX = 24.0  # smaller faces have too little detail to learn from
 MAX_YAW = 0.5  # dlib's yaw estimate beyond this is too far turned for a mask drawn from the landmarks
@@ -63,13 +61,6 @@ class TrainingTriple:
 def photo_files(folder: Path) -> list[Path]:
     """Every JPEG, PNG and WebP file under the folder, in a stable order."""
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
-
-
-def sample_matrix(points68: np.ndarray, size: int) -> np.ndarray:
-    """The 2×3 similarity taking the face's pixels into the size×size aligned frame of the training samples."""
-    x1, y1, side = WINDOW
-    template = (TEMPLATES[TEMPLATE] - [x1, y1]) / side * size
-    return estimate_similarity(five_from_68(points68), template)
 
 
 def aligned_face(image: np.ndarray, points68: np.ndarray, size: int) -> FaceSample:

@@ -20,11 +20,13 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from pipeline.modes.replace.landmarks import FaceFeatures, fill_polygon
+from pipeline.face.landmarks import FaceFeatures, fill_polygon, mirror_landmarks
 
 POOL_FORMAT = 2  # 2: eyes_open, facial_hair and expression added; an older pool is rebuilt
 
@@ -206,3 +208,23 @@ def median_skin_lab(lab: np.ndarray, weights: np.ndarray) -> tuple[float, float,
     if values.shape[0] == 0:
         return (60.0, 12.0, 16.0)
     return tuple(float(v) for v in np.median(values, axis=0))
+
+
+def load_donor(pool: DonorPool, candidate: Candidate) -> tuple[np.ndarray, np.ndarray]:
+    """The donor's pool crop (mirrored when the candidate says so) and its 68 landmarks there."""
+    donor_image = read_donor_image(str(pool.image_path(candidate.donor)), candidate.flip)
+    donor_points = np.asarray(candidate.donor.landmarks, dtype=np.float64)
+    if candidate.flip:
+        donor_points = mirror_landmarks(donor_points, donor_image.shape[1])
+    return donor_image, donor_points
+
+
+@lru_cache(maxsize=96)
+def read_donor_image(path: str, flip: bool) -> np.ndarray:
+    """A pool crop as RGB, mirrored when asked (cached per process)."""
+    image = cv2.cvtColor(cv2.imread(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(image[:, ::-1]) if flip else image
+
+
+def donor_label(candidate: Candidate) -> str:
+    return candidate.donor.id + (" (mirrored)" if candidate.flip else "")
