@@ -165,21 +165,15 @@ def load(name: str, path: str | Path | None = None, device: str = "cpu"):
         MissingWeights / CorruptWeights: no usable file; WeightsError: not a torch model.
     """
     entry_for(name)
-    if name not in TORCH_MODELS:
+    loaders = torch_model_loaders()
+    if name not in loaders:
         raise WeightsError(f"{name} is not a torch model this version can load", "unknown_model")
     checkpoint = Path(path) if path else locate(name, load_config().pipeline.weights_path)
-    return torch_model_loaders()[name](checkpoint, device, name)
-
-
-TORCH_MODELS = (
-    "retinaface_mobilenet0.25", "retinaface_resnet50", "bisenet_faceparsing", "simswap_224", "simswap_512", "arcface_simswap",
-    "stylegan2_ffhq_1024",
-)
-"""Manifest names `load` can build."""
+    return loaders[name](checkpoint, device, name)
 
 
 def torch_model_loaders() -> dict:
-    """Each of `TORCH_MODELS` with its module's `load(path, device, name)`; imported on call, as they bring torch."""
+    """The manifest names `load` can build, each with its module's `load(path, device, name)`; imported on call, as they bring torch."""
     from pipeline.detection import retinaface
     from pipeline.networks import arcface, bisenet, simswap, stylegan2
 
