@@ -12,15 +12,15 @@ the choice is logged once and named in each replaced face's report):
 
 1. crop the face at a working scale (small faces are upscaled, large ones
    downscaled) and find dlib's 68 landmarks;
-2. choose a donor from the pool (`donors.rank_donors`): same gender, nearest
+2. choose a donor from the pool (`face.donors.rank_donors`): same gender, nearest
    age, closest pose, expression and skin tone, no synthetic person twice in a
    photo while others of that gender are left;
 3. warp the donor onto the target's jaw line with its own inner features
    (`warp.donor_layout`, `warp.warp_piecewise`), give it the target's colour,
-   light, resolution and grain (`colour`);
+   light, resolution and grain (`face.colour`);
 4. mask = feathered, eroded face region, minimum with the target's visible skin
    (hands, medical masks and hair in front of the face keep their pixels; a face
-   mask is found by unmask mode's mask finder, `face_mask_cover`);
+   mask is found by the toolkit's mask finder, `face.covering`: `face_mask_cover`);
 5. check anonymity with dlib's face descriptors (`identity`): the result must
    be at least `identity.MIN_DISTANCE` from the original and
    `identity.MIN_KEPT_DISTANCE` from every kept face (and, with SimSwap, below

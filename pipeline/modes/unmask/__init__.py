@@ -2,7 +2,7 @@
 
 Per face not kept:
 
-1. find the covering (`covering.find_covering`): the mask probability and its
+1. find the covering (`face.covering.find_covering`): the mask probability and its
    pixels. Below `types.MASKED_THRESHOLD` the face is left pixel-identical
    and reported as "no mask";
 2. cut the face out at replace mode's working scale and fit dlib's 68 points
