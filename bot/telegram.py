@@ -90,7 +90,7 @@ from telegram.ext import (
 
 from bot.messages import LANGUAGES, normalize_language, text
 from bot.session import Conversation, Reply, ReplyKind, Selection, State
-from pipeline.config import Config, TelegramSettings
+from bot.settings import BotConfig, TelegramSettings
 
 logger = logging.getLogger(__name__)
 
@@ -596,7 +596,7 @@ class PerUserUpdateProcessor(BaseUpdateProcessor):
 # --- building and running ---------------------------------------------------------
 
 
-def build_application(config: Config, conversation: Conversation) -> Application:
+def build_application(config: BotConfig, conversation: Conversation) -> Application:
     """The Telegram Application with every handler wired; it talks to `config.telegram.base_url`.
 
     Raises:
@@ -669,7 +669,7 @@ async def stop_receiving(application: Application) -> None:
         await application.updater.stop()
 
 
-async def start_application(application: Application, config: Config) -> None:
+async def start_application(application: Application, config: BotConfig) -> None:
     """Initialise and start the Application and start receiving updates (polling or webhook).
 
     In webhook mode the bot serves `telegram.webhook_url`'s path on its own small

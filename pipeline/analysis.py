@@ -20,38 +20,11 @@ from pipeline.modes.unmask.covering import mask_probability
 from pipeline.paste import paste_back
 from pipeline.selection import choose_main_subjects, reading_order
 from pipeline.sheet import render_contact_sheet, render_face_crops
-from pipeline.types import Face
+from pipeline.types import Analysis, Face
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 MODE_STARTERS = {"blur": blur.start, "replace": replace_mode.start, "unmask": unmask_mode.start}  # start(image, faces, keep, models) -> FaceChanger
-
-
-@dataclass(frozen=True)
-class Analysis:
-    width: int
-    height: int
-    faces: tuple[Face, ...]
-    default_keep: tuple[int, ...]
-    sheet_jpeg: bytes = field(default=b"", repr=False)
-    thumbnails: tuple[bytes, ...] = field(default=(), repr=False)  # one square JPEG per face, in number order
-
-    def to_json(self) -> dict[str, Any]:
-        """Everything but the sheet; `faces` follows DESIGN.md contract 1."""
-        return {
-            "image": {"width": self.width, "height": self.height},
-            "faces": [face.to_json() for face in self.faces],
-            "default_keep": list(self.default_keep),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Analysis":
-        return cls(
-            width=int(data["image"]["width"]),
-            height=int(data["image"]["height"]),
-            faces=tuple(Face.from_json(face) for face in data["faces"]),
-            default_keep=tuple(int(n) for n in data.get("default_keep", ())),
-        )
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.errors import InvalidSelection
-from pipeline.modes.unmask.covering import MASKED_THRESHOLD
-from pipeline.types import Face
+from pipeline.types import MASKED_THRESHOLD, Face
 
 ALL_WORDS = {"all", "모두", "전부", "전체", "다"}
 NONE_WORDS = {"none", "없음", "없어", "안함", "0"}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Gender = Literal["female", "male"]
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in photo pixels
 Landmarks5 = tuple[tuple[float, float], ...]  # left eye, right eye, nose, left mouth, right mouth
+
+MASKED_THRESHOLD = 0.5  # a face whose mask probability reaches this is treated as masked
 
 
 @dataclass(frozen=True)
@@ -57,4 +59,31 @@ class Face:
             gender_score=float(data["gender_score"]),
             age=float(data["age"]),
             mask=None if data.get("mask") is None else float(data["mask"]),
+        )
+
+
+@dataclass(frozen=True)
+class Analysis:
+    width: int
+    height: int
+    faces: tuple[Face, ...]
+    default_keep: tuple[int, ...]
+    sheet_jpeg: bytes = field(default=b"", repr=False)
+    thumbnails: tuple[bytes, ...] = field(default=(), repr=False)  # one square JPEG per face, in number order
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the sheet; `faces` follows DESIGN.md contract 1."""
+        return {
+            "image": {"width": self.width, "height": self.height},
+            "faces": [face.to_json() for face in self.faces],
+            "default_keep": list(self.default_keep),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Analysis":
+        return cls(
+            width=int(data["image"]["width"]),
+            height=int(data["image"]["height"]),
+            faces=tuple(Face.from_json(face) for face in data["faces"]),
+            default_keep=tuple(int(n) for n in data.get("default_keep", ())),
         )

@@ -25,6 +25,7 @@ from bot.kakao.pending import NOTICE_KEY_PREFIX, UNSEEN_KEY_PREFIX
 from bot.kakao.responses import carousel, basic_card, message_button, quick_reply, simple_text, skill_response
 from bot.messages import text
 from bot.session import SESSION_KEY_PREFIX, Conversation, SessionStore, State
+from bot.settings import BotConfig
 from pipeline.config import load_config
 from pipeline.imageio import load_photo
 from workers.client import JobState, PhotoJobs
@@ -83,7 +84,7 @@ def run_skill(redis_server, scenario, *, queue=QUEUE, callback=True, limits=Skil
                 "KAKAO_IMAGE_HOSTS": "127.0.0.1",
                 "KAKAO_CALLBACK_HOSTS": "127.0.0.1",
             }
-            config = load_config(environ=environ)
+            config = load_config(environ=environ, schema=BotConfig)
             config = replace(config, workers=replace(config.workers, queues=(queue,)))
             jobs = PhotoJobs(config)
             conversation = conversation_class(jobs, SessionStore(jobs.connection, config.storage.ttl_seconds))

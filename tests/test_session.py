@@ -9,6 +9,7 @@ import pytest
 
 from bot.messages import text
 from bot.session import Conversation, ReplyKind, Session, SessionStore, State, SESSION_KEY_PREFIX
+from workers.settings import WorkersConfig
 from pipeline.config import load_config
 from workers.client import PhotoJobs
 
@@ -21,7 +22,7 @@ WAIT_SECONDS = 120  # hang protection only
 
 
 def make_conversation(redis_server, queue: str = QUEUE) -> Conversation:
-    config = load_config(environ={"REDIS_URL": redis_server.url})
+    config = load_config(environ={"REDIS_URL": redis_server.url}, schema=WorkersConfig)
     jobs = PhotoJobs(replace(config, workers=replace(config.workers, queues=(queue,))))
     return Conversation(jobs, SessionStore(jobs.connection, config.storage.ttl_seconds))
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rq.job import Job
 
+from workers.settings import WorkersConfig
 from pipeline.config import load_config
 from pipeline.imageio import encode_photo, load_photo
 from workers.client import JobState, PhotoJobs
@@ -23,7 +24,7 @@ IDLE_QUEUE = "nobody-listens"  # no worker serves it: jobs stay queued
 
 
 def make_client(redis_server, queue: str = "default", ttl_seconds: int = 3600) -> PhotoJobs:
-    config = load_config(environ={"REDIS_URL": redis_server.url, "STORAGE_TTL_SECONDS": str(ttl_seconds)})
+    config = load_config(environ={"REDIS_URL": redis_server.url, "STORAGE_TTL_SECONDS": str(ttl_seconds)}, schema=WorkersConfig)
     return PhotoJobs(replace(config, workers=replace(config.workers, queues=(queue,))))
 
 

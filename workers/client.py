@@ -30,12 +30,12 @@ from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from pipeline import Analysis
-from pipeline.config import Config
+from pipeline.types import Analysis
 
 from .connection import connect_redis
 from .defaults import CLAIM_TTL_SECONDS, POLL_INTERVAL_SECONDS, RETRIES_AFTER_LOST_WORKER
 from .errors import BusyError, NotReady, PhotoExpired
+from .settings import WorkersConfig
 from .storage import JobKind, Part, PhotoRecord, PhotoStore, modes_key, owner_key
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class PhotoJobs:
         connection: an open Redis; by default one is opened from `config.redis.url`.
     """
 
-    def __init__(self, config: Config, connection: Redis | None = None):
+    def __init__(self, config: WorkersConfig, connection: Redis | None = None):
         self.connection = connection if connection is not None else connect_redis(config.redis.url)
         self.ttl_seconds = config.storage.ttl_seconds
         self.store = PhotoStore(self.connection, self.ttl_seconds)

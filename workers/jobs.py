@@ -17,13 +17,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Collection
 
-from pipeline import analyze_photo, available_modes, load_models, process_photo
-from pipeline.config import Config, load_config
-from pipeline.models import resolve_device
+from pipeline.analysis import analyze_photo, available_modes, process_photo
+from pipeline.config import load_config
+from pipeline.models import load_models, resolve_device
 from pipeline.errors import PipelineError
 from pipeline.types import Face
 
 from .connection import connect_redis
+from .settings import WorkersConfig
 from .storage import Part, PhotoStore, modes_key
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class WorkerContext:
 _context: WorkerContext | None = None
 
 
-def prepare_context(config: Config, device: str) -> WorkerContext:
+def prepare_context(config: WorkersConfig, device: str) -> WorkerContext:
     """Load the models and open storage once for this process."""
     global _context
     logger.info("loading models on %s", device)
@@ -58,7 +59,7 @@ def get_context() -> WorkerContext:
     """The process's context, prepared on first use from config.yaml and the environment."""
     if _context is not None:
         return _context
-    config = load_config()
+    config = load_config(schema=WorkersConfig)
     return prepare_context(config, resolve_device(config.workers.device))
 
 

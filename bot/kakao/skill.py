@@ -42,7 +42,7 @@ import aiohttp
 
 from bot.messages import normalize_language, text
 from bot.session import RESULT_WORDS, Conversation, Reply, ReplyKind, Selection, Session, State
-from pipeline.config import Config
+from bot.settings import BotConfig
 
 from .fetch import PhotoRefused, allowed_url, download_photo
 from .images import ImageLinks
@@ -122,7 +122,7 @@ class KakaoSkill:
         limits: time and size limits.
     """
 
-    def __init__(self, config: Config, conversation: Conversation, limits: SkillLimits = SkillLimits()):
+    def __init__(self, config: BotConfig, conversation: Conversation, limits: SkillLimits = SkillLimits()):
         connection = conversation.jobs.connection
         self.conversation = conversation
         self.limits = limits

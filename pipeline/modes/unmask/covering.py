@@ -37,9 +37,9 @@ import numpy as np
 
 from pipeline.align import transform_points
 from pipeline.modes.replace.colour import to_lab
+from pipeline.types import MASKED_THRESHOLD
 
 WORK_EYE_TO_MOUTH = 36.0  # the face is resampled so its eye-to-mouth distance is this many pixels
-MASKED_THRESHOLD = 0.5  # a face whose probability reaches this is treated as masked
 # Logistic of the lower face's non-skin share: 0.5 at CENTRE, steepness 1/SLOPE.
 SHARE_CENTRE = 0.62
 SHARE_SLOPE = 0.05
