@@ -26,13 +26,12 @@ from redis import Redis
 
 from bot.messages import normalize_language, text
 from pipeline.errors import InvalidSelection
+from pipeline.modes import MODE_NAMES
 from pipeline.selection import ALL_WORDS, NONE_WORDS, default_keep_for_mode, parse_face_numbers
 from workers.client import JobState, PhotoJobs, ResultFile
-from workers.defaults import KEY_PREFIX
 from workers.errors import BusyError, NotReady, PhotoExpired
+from workers.storage import session_key
 
-SESSION_KEY_PREFIX = f"{KEY_PREFIX}:session:"
-MODES = ("replace", "unmask", "blur")
 DEFAULT_MODE = "blur"
 GO_WORDS = {"go", "start", "시작", "▶️ 시작", "▶️ go", "완료", "done"}
 RESULT_WORDS = {"결과 보기", "show result", "결과"}
@@ -81,11 +80,11 @@ class SessionStore:
         self.ttl_seconds = ttl_seconds
 
     def load(self, owner: str) -> Session:
-        raw = self.connection.get(SESSION_KEY_PREFIX + owner)
+        raw = self.connection.get(session_key(owner))
         return Session.from_json(raw) if raw else Session(owner=owner)
 
     def save(self, session: Session) -> None:
-        self.connection.set(SESSION_KEY_PREFIX + session.owner, session.to_json(), ex=self.ttl_seconds)
+        self.connection.set(session_key(session.owner), session.to_json(), ex=self.ttl_seconds)
 
 
 @dataclass(frozen=True)
@@ -217,7 +216,7 @@ class Conversation:
     def choose_mode(self, owner: str, photo_id: str, mode: str) -> list[Reply]:
         """A mode button; an unavailable mode is refused with the ones that work."""
         session = self.store.load(owner)
-        if session.state != State.CHOOSING or session.photo_id != photo_id or mode not in MODES:
+        if session.state != State.CHOOSING or session.photo_id != photo_id or mode not in MODE_NAMES:
             return [Reply(ReplyKind.TEXT, text("expired", session.language))]
         if mode not in self._available_modes():
             return [self._mode_unavailable(session.language, mode)]
@@ -252,7 +251,7 @@ class Conversation:
             return [Reply(ReplyKind.TEXT, text("send_photo_first", session.language))]
         if words in GO_WORDS:
             return self.go(owner, session.photo_id)
-        for mode in MODES:
+        for mode in MODE_NAMES:
             if words in (mode, text(f"mode_{mode}", "ko").lower(), text(f"mode_{mode}", "en").lower()):
                 return self.choose_mode(owner, session.photo_id, mode)
         if words in ALL_WORDS | NONE_WORDS or any(ch.isdigit() for ch in words):

@@ -91,6 +91,7 @@ from telegram.ext import (
 from bot.messages import LANGUAGES, normalize_language, text
 from bot.session import Conversation, Reply, ReplyKind, Selection, State
 from bot.settings import BotConfig, TelegramSettings
+from pipeline.modes import MODE_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ def build_keyboard(selection: Selection, language: str) -> InlineKeyboardMarkup:
                 ("• " if mode == selection.mode else "") + text(f"mode_{mode}", language),
                 callback_data=callback_data(MODE, photo_id, mode),
             )
-            for mode in ("replace", "unmask", "blur")
+            for mode in MODE_NAMES
         ]
     )
     rows.append([InlineKeyboardButton(text("button_go", language), callback_data=callback_data(GO, photo_id))])

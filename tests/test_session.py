@@ -8,10 +8,11 @@ from dataclasses import replace
 import pytest
 
 from bot.messages import text
-from bot.session import Conversation, ReplyKind, Session, SessionStore, State, SESSION_KEY_PREFIX
-from workers.settings import WorkersConfig
+from bot.session import Conversation, ReplyKind, Session, SessionStore, State
 from pipeline.config import load_config
 from workers.client import PhotoJobs
+from workers.settings import WorkersConfig
+from workers.storage import session_key
 
 from fake_telegram import shared_worker
 from helpers import photo_bytes
@@ -84,7 +85,7 @@ def test_buttons_of_another_photo_say_expired_and_change_nothing(redis_server):
 def test_stored_session_with_unknown_fields_still_loads(redis_server):
     conversation = make_conversation(redis_server, IDLE_QUEUE)
     stored = '{"owner": "test:old", "state": "idle", "language": "en", "retired_field": 1}'
-    conversation.store.connection.set(SESSION_KEY_PREFIX + "test:old", stored)
+    conversation.store.connection.set(session_key("test:old"), stored)
     assert conversation.current("test:old").language == "en"
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from rq.job import Job
 
-from workers.settings import WorkersConfig
 from pipeline.config import load_config
+from workers.settings import WorkersConfig
 from pipeline.imageio import encode_photo, load_photo
 from workers.client import JobState, PhotoJobs
 from workers.errors import BusyError, NotReady, PhotoExpired

@@ -93,9 +93,10 @@ def analyze(photo_id: str) -> dict[str, Any]:
 def process(photo_id: str, keep: Collection[int], mode: str) -> dict[str, Any]:
     """Apply `mode` to every face of the photo not in `keep` and store the result.
 
-    The outcome also lists the faces the mode could not change as asked: blurred
-    instead (replace, when it cannot do so safely) or left as they were (unmask,
-    for a face without a mask), so the chat can say so.
+    Beside the result it stores its content type and extension, and the faces the
+    mode could not change as asked: blurred instead (replace, when it cannot do so
+    safely) or left as they were (unmask, for a face without a mask), so the chat
+    can say so.
     """
     context = get_context()
     photo = context.store.read(photo_id, Part.PHOTO)
@@ -108,11 +109,15 @@ def process(photo_id: str, keep: Collection[int], mode: str) -> dict[str, Any]:
     except PipelineError as error:
         logger.info("photo %s refused: %s", photo_id, error.code)
         return describe_error(error)
-    if not context.store.write(photo_id, Part.RESULT, result.data):
-        return EXPIRED_OUTCOME
-    return {
+    info = {
         "content_type": result.content_type,
         "extension": result.extension,
         "blurred_instead": [r.number for r in result.reports if r.mode == "blur" and mode != "blur"],
         "left_as_they_were": [r.number for r in result.reports if r.mode == "none"],
     }
+    if not (
+        context.store.write(photo_id, Part.RESULT, result.data)
+        and context.store.write(photo_id, Part.RESULT_INFO, json.dumps(info).encode())
+    ):
+        return EXPIRED_OUTCOME
+    return {}
