@@ -18,7 +18,8 @@ from PIL import Image
 
 from bot.messages import text
 from bot.session import Conversation, SessionStore, State
-from bot.telegram import build_application, parse_callback_data, start_application, stop_application
+from bot.telegram import build_application, start_application, stop_application
+from bot.telegram.keyboard import parse_callback_data
 from bot.settings import BotConfig
 from pipeline.config import load_config
 from workers.client import JobState, PhotoJobs
@@ -318,7 +319,7 @@ class RecordingBot:
 
 
 def test_progress_message_is_edited_only_when_changed_and_not_too_often():
-    from bot.telegram import PROGRESS_EDIT_INTERVAL_SECONDS, ProgressMessage
+    from bot.telegram.render import PROGRESS_EDIT_INTERVAL_SECONDS, ProgressMessage
 
     async def scenario():
         bot = RecordingBot()
@@ -338,7 +339,7 @@ def test_webhook_needs_the_secret_token_and_feeds_the_bot(redis_server):
 
     import aiohttp
 
-    from bot.telegram import WEBHOOK_SECRET_HEADER
+    from bot.telegram.app import WEBHOOK_SECRET_HEADER
 
     user = FakeUser(771012, "en")
     with socket.socket() as probe:
