@@ -31,11 +31,11 @@ from dataclasses import replace  # noqa: E402
 
 from rq import Queue, Worker  # noqa: E402
 
-from workers.settings import WorkersConfig  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from workers.client import JobState, PhotoJobs  # noqa: E402
 from workers.connection import connect_redis  # noqa: E402
 from workers.embedded_redis import EmbeddedRedis  # noqa: E402
+from workers.settings import WorkersConfig  # noqa: E402
 
 PHOTO = PROJECT_ROOT / "tests" / "data" / "fr_two_people.jpg"
 CONCURRENT_OWNERS = 8

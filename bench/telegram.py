@@ -31,9 +31,9 @@ from rq import Queue, Worker  # noqa: E402
 
 from bot.messages import text  # noqa: E402
 from bot.session import Conversation, SessionStore  # noqa: E402
+from bot.settings import BotConfig  # noqa: E402
 from bot.telegram import build_application, start_receiving, stop_receiving  # noqa: E402
 from fake_telegram import TOKEN, FakeTelegram, FakeUser, button_data  # noqa: E402
-from bot.settings import BotConfig  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from workers.client import PhotoJobs  # noqa: E402
 from workers.connection import connect_redis  # noqa: E402

@@ -18,9 +18,9 @@ from PIL import Image
 
 from bot.messages import text
 from bot.session import Conversation, SessionStore, State
+from bot.settings import BotConfig
 from bot.telegram import build_application, start_application, stop_application
 from bot.telegram.keyboard import parse_callback_data
-from bot.settings import BotConfig
 from pipeline.config import load_config
 from workers.client import JobState, PhotoJobs
 
