@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.errors import InvalidSelection
-from pipeline.types import MASKED_THRESHOLD, Face
+from pipeline.types import Face
 
 ALL_WORDS = {"all", "모두", "전부", "전체", "다"}
 NONE_WORDS = {"none", "없음", "없어", "안함", "0"}
@@ -106,5 +106,5 @@ def default_keep_for_mode(faces: Sequence[Face], mode: str, main_subjects: Seque
         main_subjects: numbers of the main subjects (`Analysis.default_keep`).
     """
     if mode == "unmask":
-        return tuple(sorted(face.number for face in faces if face.mask is None or face.mask < MASKED_THRESHOLD))
+        return tuple(sorted(face.number for face in faces if not face.wears_mask))
     return tuple(sorted(main_subjects))

@@ -8,8 +8,7 @@ from typing import Any, Literal
 Gender = Literal["female", "male"]
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in photo pixels
 Landmarks5 = tuple[tuple[float, float], ...]  # left eye, right eye, nose, left mouth, right mouth
-
-MASKED_THRESHOLD = 0.5  # a face whose mask probability reaches this is treated as masked
+MASKED_THRESHOLD = 0.5  # a face whose mask probability (`face.covering.mask_probability`) reaches this is treated as masked
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,11 @@ class Face:
     gender_score: float = 0.5
     age: float = 0.0
     mask: float | None = None  # probability that the face wears a face mask; None when not measured
+
+    @property
+    def wears_mask(self) -> bool:
+        """The face was measured and is likely to wear a face mask."""
+        return self.mask is not None and self.mask >= MASKED_THRESHOLD
 
     @property
     def width(self) -> float:

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=arguments.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = load_config(schema=WorkersConfig)
     if not config.redis.url:
-        logger.error("REDIS_URL is not set: start `python -m workers.service`, or point REDIS_URL at a Redis")
+        logger.error("REDIS_URL is not set: start `python -m service`, or point REDIS_URL at a Redis")
         return 2
     if arguments.threads:
         config = replace(config, pipeline=replace(config.pipeline, cpu_threads=arguments.threads))

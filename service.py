@@ -1,4 +1,4 @@
-"""`python -m workers.service`: the whole service in one command (`make run`).
+"""`python -m service`: the whole service in one command (`make run`).
 
 - Without REDIS_URL it starts a private Redis (config.redis.embedded_dir, a
   unix socket, append-only persistence); with REDIS_URL it uses that one.
@@ -9,7 +9,8 @@
   writes out/demo_sheet.jpg and out/demo_blurred.jpg, and exits.
 
 Children run in their own process groups, so Ctrl-C reaches only this process,
-which then stops them in order: chat adapters, worker, Redis.
+which then stops them in order: chat adapters, worker, Redis. It sits above
+`bot`, `workers` and `pipeline`: it reads every config section to decide what to start.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from pathlib import Path
 from bot.settings import BotConfig
 from pipeline.config import PROJECT_ROOT, load_config
 
-from .client import JobState, PhotoJobs
-from .defaults import CHILD_STOP_TIMEOUT_SECONDS, DEMO_TIMEOUT_SECONDS, EMBEDDED_REDIS_START_TIMEOUT_SECONDS
-from .embedded_redis import EmbeddedRedis
+from workers.client import JobState, PhotoJobs
+from workers.defaults import CHILD_STOP_TIMEOUT_SECONDS, DEMO_TIMEOUT_SECONDS, EMBEDDED_REDIS_START_TIMEOUT_SECONDS
+from workers.embedded_redis import EmbeddedRedis
 
-logger = logging.getLogger("workers.service")
+logger = logging.getLogger("service")
 
 DEMO_PHOTO = PROJECT_ROOT / "tests" / "data" / "kagglemask_maksssksksss148.jpg"
 DEMO_OWNER = "demo:local"
