@@ -377,7 +377,7 @@ class KakaoSkill:
 
     def _carousel(self, owner: str, session: Session, selection: Selection) -> dict[str, Any]:
         """One square face card per face of the page, each with its keep/change button."""
-        numbers = list(selection.page_numbers(FACES_PER_PAGE)) or list(range(1, min(selection.face_count, FACES_PER_PAGE) + 1))
+        numbers = list(selection.page_numbers(FACES_PER_PAGE))
         urls = self.links.urls(owner, selection.photo_id, [f"face:{number}" for number in numbers], self._photo_ttl(session))
         tag = photo_tag(selection.photo_id)
         language = session.language
