@@ -13,7 +13,7 @@ $(VENV)/installed: requirements.txt requirements-models.txt
 	touch $@
 
 run: $(VENV)/installed
-	$(PY) -m workers.service
+	$(PY) -m service
 
 test: $(VENV)/installed
 	$(PY) -m pytest

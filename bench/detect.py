@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its queue.py would shadow the stdlib
 
-from pipeline import load_config  # noqa: E402
+from pipeline.config import load_config  # noqa: E402
 from pipeline.detection import detect_faces  # noqa: E402
 from pipeline.detection.boxes import box_iou  # noqa: E402
 from pipeline.models import load_detector  # noqa: E402

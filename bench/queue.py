@@ -35,6 +35,7 @@ from pipeline.config import load_config  # noqa: E402
 from workers.client import JobState, PhotoJobs  # noqa: E402
 from workers.connection import connect_redis  # noqa: E402
 from workers.embedded_redis import EmbeddedRedis  # noqa: E402
+from workers.settings import WorkersConfig  # noqa: E402
 
 PHOTO = PROJECT_ROOT / "tests" / "data" / "fr_two_people.jpg"
 CONCURRENT_OWNERS = 8
@@ -119,7 +120,7 @@ def main() -> None:
         redis.start(timeout_seconds=10)
         workers = []
         try:
-            config = load_config(environ={"REDIS_URL": redis.url})
+            config = load_config(environ={"REDIS_URL": redis.url}, schema=WorkersConfig)
             jobs = PhotoJobs(replace(config, workers=replace(config.workers, queues=("default",))))
             first = start_worker(redis.url, "bench-1", Path(folder))
             workers.append(first)

@@ -31,6 +31,7 @@ from rq import Queue, Worker  # noqa: E402
 
 from bot.messages import text  # noqa: E402
 from bot.session import Conversation, SessionStore  # noqa: E402
+from bot.settings import BotConfig  # noqa: E402
 from bot.telegram import build_application, start_receiving, stop_receiving  # noqa: E402
 from fake_telegram import TOKEN, FakeTelegram, FakeUser, button_data  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
@@ -95,7 +96,7 @@ async def run(redis_url: str, users: int) -> None:
     photo = make_photo()
     async with FakeTelegram() as fake:
         environ = {"REDIS_URL": redis_url, "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": fake.base_url}
-        config = load_config(environ=environ)
+        config = load_config(environ=environ, schema=BotConfig)
         config = replace(config, workers=replace(config.workers, queues=(QUEUE,)))
         jobs = PhotoJobs(config)
         application = build_application(config, Conversation(jobs, SessionStore(jobs.connection, 3600)))

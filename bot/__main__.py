@@ -14,12 +14,13 @@ import logging
 import signal
 import sys
 
-from pipeline.config import Config, load_config
+from bot.settings import BotConfig
+from pipeline.config import load_config
 
 logger = logging.getLogger("bot")
 
 
-def build_conversation(config: Config):
+def build_conversation(config: BotConfig):
     from bot.session import Conversation, SessionStore
     from workers.client import PhotoJobs
 
@@ -27,7 +28,7 @@ def build_conversation(config: Config):
     return Conversation(jobs, SessionStore(jobs.connection, config.storage.ttl_seconds))
 
 
-async def serve(config: Config) -> None:
+async def serve(config: BotConfig) -> None:
     """Run every configured adapter until SIGINT or SIGTERM."""
     from aiohttp import web
 
@@ -67,7 +68,7 @@ async def serve(config: Config) -> None:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry the bot token in URLs
-    config = load_config()
+    config = load_config(schema=BotConfig)
     if not (config.telegram.token or config.kakao.bot_id):
         print("Nothing to run: set TELEGRAM_TOKEN and/or KAKAO_BOT_ID.", file=sys.stderr)
         return 2

@@ -3,10 +3,11 @@
 A user's `Session` is one JSON record in Redis with a TTL. `Conversation` turns
 user events (a photo, a button, typed text, a command) into state transitions
 and returns `Reply` objects; the Telegram and Kakao adapters only translate
-updates into these calls and replies into messages. Transitions, as in
-`session.mmd`:
+updates into these calls and replies into messages. Every change of state goes
+through `TRANSITIONS`, the one table of (state, event) -> next state, which
+`session.mmd` draws (a test keeps the two equal):
 
-    IDLE --photo--> ANALYZING --analysis done--> CHOOSING --go--> PROCESSING --result--> IDLE
+    IDLE --photo--> ANALYZING --faces found--> CHOOSING --go--> PROCESSING --delivered--> IDLE
 
 ANALYZING ends in IDLE when no face is found or the photo is refused; any state
 returns to IDLE on /cancel, on failure, or when the photo expires.
@@ -26,13 +27,12 @@ from redis import Redis
 
 from bot.messages import normalize_language, text
 from pipeline.errors import InvalidSelection
+from pipeline.modes import MODE_NAMES
 from pipeline.selection import ALL_WORDS, NONE_WORDS, default_keep_for_mode, parse_face_numbers
 from workers.client import JobState, PhotoJobs, ResultFile
-from workers.defaults import KEY_PREFIX
 from workers.errors import BusyError, NotReady, PhotoExpired
+from workers.storage import session_key
 
-SESSION_KEY_PREFIX = f"{KEY_PREFIX}:session:"
-MODES = ("replace", "unmask", "blur")
 DEFAULT_MODE = "blur"
 GO_WORDS = {"go", "start", "시작", "▶️ 시작", "▶️ go", "완료", "done"}
 RESULT_WORDS = {"결과 보기", "show result", "결과"}
@@ -45,6 +45,38 @@ class State(str, Enum):
     ANALYZING = "analyzing"  # the analysis job
     CHOOSING = "choosing"  # the user's choice of faces and mode
     PROCESSING = "processing"  # the process job
+
+
+class Event(str, Enum):
+    """What moves a session from one state to the next; the values label `session.mmd`'s arrows."""
+
+    PHOTO = "photo"  # a photo was stored and its analysis queued (a new photo replaces the old one)
+    FACES_FOUND = "faces found"  # the analysis finished: the sheet and its controls are shown
+    CHOOSE = "choose"  # a face, keep all, change all, a mode, a page or typed numbers
+    GO = "go"  # the process job is queued
+    DELIVERED = "delivered"  # the adapter has sent the result
+    ENDED = "ended"  # no face, a refused photo, a failure, or the photo expired
+    CANCEL = "cancel"  # /cancel
+
+
+TRANSITIONS: dict[tuple[State, Event], State] = {
+    (State.IDLE, Event.PHOTO): State.ANALYZING,
+    (State.ANALYZING, Event.PHOTO): State.ANALYZING,
+    (State.CHOOSING, Event.PHOTO): State.ANALYZING,
+    (State.PROCESSING, Event.PHOTO): State.ANALYZING,
+    (State.ANALYZING, Event.FACES_FOUND): State.CHOOSING,
+    (State.ANALYZING, Event.ENDED): State.IDLE,
+    (State.CHOOSING, Event.CHOOSE): State.CHOOSING,
+    (State.CHOOSING, Event.GO): State.PROCESSING,
+    (State.CHOOSING, Event.ENDED): State.IDLE,
+    (State.PROCESSING, Event.DELIVERED): State.IDLE,
+    (State.PROCESSING, Event.ENDED): State.IDLE,
+    (State.IDLE, Event.CANCEL): State.IDLE,
+    (State.ANALYZING, Event.CANCEL): State.IDLE,
+    (State.CHOOSING, Event.CANCEL): State.IDLE,
+    (State.PROCESSING, Event.CANCEL): State.IDLE,
+}
+"""Every state change of a session; a pair that is not here is a bug and raises KeyError."""
 
 
 @dataclass
@@ -61,6 +93,12 @@ class Session:
     refs: dict[str, str] = field(default_factory=dict)  # the adapter's own message references
     main_subjects: list[int] = field(default_factory=list)  # default faces to keep in blur and replace
     unmasked: list[int] = field(default_factory=list)  # default faces to keep in unmask: those without a mask
+
+    def move(self, event: Event) -> None:
+        """Go to the state `TRANSITIONS` names for this event; back in IDLE the photo is forgotten."""
+        self.state = TRANSITIONS[(self.state, event)]
+        if self.state == State.IDLE:
+            self.photo_id, self.face_count, self.keep, self.page, self.refs = "", 0, [], 0, {}
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "state": self.state.value}, ensure_ascii=False)
@@ -81,11 +119,11 @@ class SessionStore:
         self.ttl_seconds = ttl_seconds
 
     def load(self, owner: str) -> Session:
-        raw = self.connection.get(SESSION_KEY_PREFIX + owner)
+        raw = self.connection.get(session_key(owner))
         return Session.from_json(raw) if raw else Session(owner=owner)
 
     def save(self, session: Session) -> None:
-        self.connection.set(SESSION_KEY_PREFIX + session.owner, session.to_json(), ex=self.ttl_seconds)
+        self.connection.set(session_key(session.owner), session.to_json(), ex=self.ttl_seconds)
 
 
 @dataclass(frozen=True)
@@ -104,7 +142,12 @@ class Selection:
         return range(first, min(self.face_count, first + per_page - 1) + 1)
 
     def page_count(self, per_page: int) -> int:
-        return max(1, -(-self.face_count // per_page))
+        return page_count(self.face_count, per_page)
+
+
+def page_count(face_count: int, per_page: int) -> int:
+    """How many pages of `per_page` face buttons the sheet has (at least one)."""
+    return max(1, -(-face_count // per_page))
 
 
 class ReplyKind(str, Enum):
@@ -117,8 +160,12 @@ class ReplyKind(str, Enum):
 
 @dataclass(frozen=True)
 class Reply:
+    """What to tell the user. SHEET and SELECTION replies carry the sheet's caption
+    as `text` and the current choice as `summary`, so adapters need not ask again."""
+
     kind: ReplyKind
     text: str
+    summary: str = ""
     image: bytes = field(default=b"", repr=False)
     selection: Selection | None = None
     result: ResultFile | None = None
@@ -159,8 +206,8 @@ class Conversation:
             return [Reply(ReplyKind.TEXT, text("busy", session.language))]
         if session.photo_id:  # the new photo replaces it: nobody can reach the old one any more
             self.jobs.forget(owner, session.photo_id)
-        session = replace(session, state=State.ANALYZING, photo_id=photo_id, face_count=0, keep=[], page=0, refs={})
-        session.mode = DEFAULT_MODE
+        session = replace(session, photo_id=photo_id, face_count=0, keep=[], page=0, refs={}, mode=DEFAULT_MODE)
+        session.move(Event.PHOTO)
         self.store.save(session)
         return [Reply(ReplyKind.PROGRESS, text("working", session.language))]
 
@@ -217,7 +264,7 @@ class Conversation:
     def choose_mode(self, owner: str, photo_id: str, mode: str) -> list[Reply]:
         """A mode button; an unavailable mode is refused with the ones that work."""
         session = self.store.load(owner)
-        if session.state != State.CHOOSING or session.photo_id != photo_id or mode not in MODES:
+        if session.state != State.CHOOSING or session.photo_id != photo_id or mode not in MODE_NAMES:
             return [Reply(ReplyKind.TEXT, text("expired", session.language))]
         if mode not in self._available_modes():
             return [self._mode_unavailable(session.language, mode)]
@@ -235,9 +282,9 @@ class Conversation:
             replies.append(Reply(ReplyKind.TEXT, text(key, session.language, count=masked)))
         return replies
 
-    def turn_page(self, owner: str, photo_id: str, page: int) -> list[Reply]:
-        """A ◀ ▶ button: show another page of face buttons (the adapter knows the page size)."""
-        return self._choose(owner, photo_id, lambda s: setattr(s, "page", max(0, page)))
+    def turn_page(self, owner: str, photo_id: str, page: int, per_page: int) -> list[Reply]:
+        """A ◀ ▶ button: show page `page` of `per_page` face buttons, kept within the pages there are."""
+        return self._choose(owner, photo_id, lambda s: setattr(s, "page", min(max(0, page), page_count(s.face_count, per_page) - 1)))
 
     def type_text(self, owner: str, typed: str, language_code: str | None = None) -> list[Reply]:
         """Typed text: face numbers to keep, `all`/`none`, a mode's name, `go`, or `결과 보기`."""
@@ -252,7 +299,7 @@ class Conversation:
             return [Reply(ReplyKind.TEXT, text("send_photo_first", session.language))]
         if words in GO_WORDS:
             return self.go(owner, session.photo_id)
-        for mode in MODES:
+        for mode in MODE_NAMES:
             if words in (mode, text(f"mode_{mode}", "ko").lower(), text(f"mode_{mode}", "en").lower()):
                 return self.choose_mode(owner, session.photo_id, mode)
         if words in ALL_WORDS | NONE_WORDS or any(ch.isdigit() for ch in words):
@@ -278,7 +325,7 @@ class Conversation:
             return [Reply(ReplyKind.TEXT, text("busy", session.language))]
         except (PhotoExpired, NotReady):
             return self._end(session, "expired")
-        session.state = State.PROCESSING
+        session.move(Event.GO)
         self.store.save(session)
         return [Reply(ReplyKind.PROGRESS, text("processing", session.language))]
 
@@ -287,7 +334,7 @@ class Conversation:
         session = self.store.load(owner)
         self.jobs.forget(owner, photo_id)
         if session.photo_id == photo_id:
-            session = replace(session, state=State.IDLE, photo_id="", face_count=0, keep=[], page=0, refs={})
+            session.move(Event.DELIVERED)
             self.store.save(session)
 
     def cancel(self, owner: str) -> list[Reply]:
@@ -298,7 +345,8 @@ class Conversation:
             return [Reply(ReplyKind.TEXT, text("nothing_to_cancel", session.language))]
         if session.photo_id:
             self.jobs.forget(owner, session.photo_id)
-        self.store.save(replace(session, state=State.IDLE, photo_id="", face_count=0, keep=[], page=0, refs={}))
+        session.move(Event.CANCEL)
+        self.store.save(session)
         return [Reply(ReplyKind.TEXT, text("cancelled", session.language))]
 
     def remember(self, owner: str, **refs: str) -> None:
@@ -319,6 +367,11 @@ class Conversation:
             available_modes=self._available_modes(),
             page=session.page,
         )
+
+    def sheet(self, owner: str) -> Reply:
+        """The sheet's caption and controls again (without the image), for a user who missed them."""
+        session = self.store.load(owner)
+        return self._sheet_reply(session, self.selection_of(session))
 
     def describe_selection(self, selection: Selection, language: str) -> str:
         """One line: which faces are kept, which changed, and the mode."""
@@ -350,23 +403,27 @@ class Conversation:
             return self._end(session, "expired")
         change(session)
         session.keep = sorted(set(session.keep))
+        session.move(Event.CHOOSE)
         self.store.save(session)
-        selection = self.selection_of(session)
-        return [Reply(ReplyKind.SELECTION, self.describe_selection(selection, session.language), selection=selection)]
+        return [replace(self._sheet_reply(session, self.selection_of(session)), kind=ReplyKind.SELECTION)]
 
     def _show_sheet(self, session: Session) -> list[Reply]:
         analysis = self.jobs.get_analysis(session.owner, session.photo_id)
         if not analysis.faces:
             return self._end(session, "no_faces")
         sheet = self.jobs.get_sheet(session.owner, session.photo_id)
-        session.state, session.face_count, session.keep = State.CHOOSING, len(analysis.faces), list(analysis.default_keep)
+        session.face_count, session.keep = len(analysis.faces), list(analysis.default_keep)
         session.main_subjects = list(analysis.default_keep)
         session.unmasked = list(default_keep_for_mode(analysis.faces, "unmask", analysis.default_keep))
+        session.move(Event.FACES_FOUND)
         self.store.save(session)
-        selection = self.selection_of(session)
-        count = len(analysis.faces)
+        return [replace(self._sheet_reply(session, self.selection_of(session)), image=sheet)]
+
+    def _sheet_reply(self, session: Session, selection: Selection) -> Reply:
+        """A SHEET reply: what to do (the caption), the current choice (the summary) and the controls."""
+        count = session.face_count
         caption = text("sheet_caption_one" if count == 1 else "sheet_caption", session.language, count=count)
-        return [Reply(ReplyKind.SHEET, caption, image=sheet, selection=selection)]
+        return Reply(ReplyKind.SHEET, caption, summary=self.describe_selection(selection, session.language), selection=selection)
 
     def _show_result(self, session: Session) -> list[Reply]:
         result = self.jobs.get_result(session.owner, session.photo_id)
@@ -381,7 +438,8 @@ class Conversation:
         """Finish the photo with a message and forget it."""
         if session.photo_id:
             self.jobs.forget(session.owner, session.photo_id)
-        self.store.save(replace(session, state=State.IDLE, photo_id="", face_count=0, keep=[], page=0, refs={}))
+        session.move(Event.ENDED)
+        self.store.save(session)
         return [Reply(ReplyKind.TEXT, error_text(key, session.language))]
 
 

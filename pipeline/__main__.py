@@ -89,7 +89,9 @@ def read_image_bytes(path: Path) -> bytes:
 
 
 def run_detect(args: argparse.Namespace) -> None:
-    from pipeline import analyze_photo, load_config, load_models
+    from pipeline.analysis import analyze_photo
+    from pipeline.config import load_config
+    from pipeline.models import load_models
 
     data = read_image_bytes(args.image)
     models = load_models(load_config().pipeline, "auto")
@@ -106,7 +108,8 @@ def run_detect(args: argparse.Namespace) -> None:
 
 
 def run_process(args: argparse.Namespace) -> None:
-    from pipeline import load_config, load_models
+    from pipeline.config import load_config
+    from pipeline.models import load_models
     from pipeline.analysis import change_faces_reported, find_faces
     from pipeline.imageio import encode_photo, load_photo, suggest_format
     from pipeline.selection import parse_face_numbers
@@ -162,7 +165,8 @@ def run_weights_fetch(names: list[str], folder: Path) -> None:
 def run_pool(args: argparse.Namespace) -> None:
     import time
 
-    from pipeline import load_config, load_models
+    from pipeline.config import load_config
+    from pipeline.models import load_models
     from pipeline.errors import PipelineError
     from pipeline.face.pool import build_pool, openpeople_folder
     from pipeline.modes.replace.resources import ReplaceUnavailable
@@ -187,7 +191,8 @@ def run_pool(args: argparse.Namespace) -> None:
 
 def run_pool_generated(args: argparse.Namespace) -> None:
     """`pool build --count N`: StyleGAN2-ADA donors, steered to gender and age, added to the pool."""
-    from pipeline import load_config, load_models
+    from pipeline.config import load_config
+    from pipeline.models import load_models
     from pipeline.errors import PipelineError
     from pipeline.offline import generated
 
@@ -234,7 +239,8 @@ def add_unmask_commands(commands) -> None:
 
 
 def run_unmask(args: argparse.Namespace) -> None:
-    from pipeline import load_config, load_models
+    from pipeline.config import load_config
+    from pipeline.models import load_models
     from pipeline.errors import PipelineError
     from pipeline.offline import training
     from pipeline.modes.unmask.checkpoint import CHECKPOINT_FILE, read_checkpoint

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import cv2
 import numpy as np
@@ -18,39 +17,12 @@ from pipeline.modes import MODE_NAMES, blur, replace, unmask
 from pipeline.paste import paste_back
 from pipeline.selection import choose_main_subjects, reading_order
 from pipeline.sheet import render_contact_sheet, render_face_crops
-from pipeline.types import Face, FaceReport
+from pipeline.types import Analysis, Face, FaceReport
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 MODES = {"replace": replace, "unmask": unmask, "blur": blur}
 """Each mode's module, by the names of `MODE_NAMES`: `start(image, faces, keep, models) -> FaceChanger`, `unavailable_reason(models)`."""
-
-
-@dataclass(frozen=True)
-class Analysis:
-    width: int
-    height: int
-    faces: tuple[Face, ...]
-    default_keep: tuple[int, ...]
-    sheet_jpeg: bytes = field(default=b"", repr=False)
-    thumbnails: tuple[bytes, ...] = field(default=(), repr=False)  # one square JPEG per face, in number order
-
-    def to_json(self) -> dict[str, Any]:
-        """Everything but the sheet; `faces` follows DESIGN.md contract 1."""
-        return {
-            "image": {"width": self.width, "height": self.height},
-            "faces": [face.to_json() for face in self.faces],
-            "default_keep": list(self.default_keep),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Analysis":
-        return cls(
-            width=int(data["image"]["width"]),
-            height=int(data["image"]["height"]),
-            faces=tuple(Face.from_json(face) for face in data["faces"]),
-            default_keep=tuple(int(n) for n in data.get("default_keep", ())),
-        )
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,14 @@
 """The one settings loader: config.yaml, then environment overrides, then checks.
 
-Every part of the service (pipeline, workers, bot) receives the frozen `Config`
-this returns and passes the section it needs down explicitly. Secrets such as
-the Telegram token are never read from the file, only from the environment.
+config.yaml holds one section per part of the service, and each package owns the
+classes of its own sections: `PipelineSettings` here, storage, redis and workers
+in `workers.settings`, telegram and kakao in `bot.settings`. A section class
+names its environment overrides (`ENVIRONMENT`) and the fields that may only come
+from the environment (`SECRETS`). A package's config is a frozen dataclass of
+sections that extends the one of the package below it (`PipelineConfig`, then
+`workers.settings.WorkersConfig`, then `bot.settings.BotConfig`), so the bot's
+config also works where the workers' is expected. `load_config(schema=...)` reads
+any of them; each process loads its config once and passes the sections down.
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping, TypeVar
 
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
+
+ConfigT = TypeVar("ConfigT")
 
 
 class ConfigError(ValueError):
@@ -32,6 +40,14 @@ class PipelineSettings:
     weights_dir: str = "weights"
     cpu_threads: int = 0  # 0: all cores
 
+    ENVIRONMENT: ClassVar[Mapping[str, str]] = {
+        "detector": "PIPELINE_DETECTOR",
+        "blur_style": "PIPELINE_BLUR_STYLE",
+        "weights_dir": "PIPELINE_WEIGHTS_DIR",
+        "cpu_threads": "PIPELINE_CPU_THREADS",
+    }
+    SECRETS: ClassVar[frozenset[str]] = frozenset()
+
     @property
     def weights_path(self) -> Path:
         """The weights folder; a relative path counts from the project root."""
@@ -39,118 +55,46 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True)
-class StorageSettings:
-    ttl_seconds: int = 3600
+class PipelineConfig:
+    """The sections the image library reads."""
 
-
-@dataclass(frozen=True)
-class RedisSettings:
-    url: str = ""
-    embedded_dir: str = ".redis"
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    device: str = "auto"
-    queues: tuple[str, ...] = ("default",)
-    analyze_timeout_seconds: int = 120
-    process_timeout_seconds: int = 300
-
-
-@dataclass(frozen=True)
-class TelegramSettings:
-    base_url: str = "https://api.telegram.org/bot"
-    file_url: str = ""  # empty: base_url with its trailing "/bot" replaced by "/file/bot"
-    max_file_bytes: int = 20_000_000
-    token: str = ""
-    webhook_url: str = ""  # empty: long polling; else the public HTTPS URL Telegram posts updates to
-    webhook_secret: str = ""  # required with webhook_url; only from the environment
-    webhook_port: int = 8443  # where the bot serves the webhook (behind your HTTPS proxy)
-
-    @property
-    def base_file_url(self) -> str:
-        """The Bot API file download URL (before the token)."""
-        if self.file_url:
-            return self.file_url
-        root = self.base_url[: -len("/bot")] if self.base_url.endswith("/bot") else self.base_url.rstrip("/")
-        return f"{root}/file/bot"
-
-
-@dataclass(frozen=True)
-class KakaoSettings:
-    bot_id: str = ""
-    skill_path: str = "/kakao/skill"
-    public_url: str = ""
-    port: int = 8080
-    callback: bool = True
-    image_hosts: tuple[str, ...] = ("talk.kakaocdn.net", "k.kakaocdn.net", "dn-m.talk.kakao.com")
-    callback_hosts: tuple[str, ...] = ("bot-api.kakao.com",)
-
-
-@dataclass(frozen=True)
-class Config:
     pipeline: PipelineSettings = PipelineSettings()
-    storage: StorageSettings = StorageSettings()
-    redis: RedisSettings = RedisSettings()
-    workers: WorkerSettings = WorkerSettings()
-    telegram: TelegramSettings = TelegramSettings()
-    kakao: KakaoSettings = KakaoSettings()
 
 
-# (section, field) -> environment variable that overrides it.
-ENVIRONMENT_OVERRIDES = {
-    ("pipeline", "detector"): "PIPELINE_DETECTOR",
-    ("pipeline", "blur_style"): "PIPELINE_BLUR_STYLE",
-    ("pipeline", "weights_dir"): "PIPELINE_WEIGHTS_DIR",
-    ("pipeline", "cpu_threads"): "PIPELINE_CPU_THREADS",
-    ("storage", "ttl_seconds"): "STORAGE_TTL_SECONDS",
-    ("redis", "url"): "REDIS_URL",
-    ("workers", "device"): "WORKER_DEVICE",
-    ("telegram", "base_url"): "TELEGRAM_API_BASE_URL",
-    ("telegram", "file_url"): "TELEGRAM_API_FILE_URL",
-    ("telegram", "token"): "TELEGRAM_TOKEN",
-    ("telegram", "webhook_url"): "TELEGRAM_WEBHOOK_URL",
-    ("telegram", "webhook_secret"): "TELEGRAM_WEBHOOK_SECRET",
-    ("telegram", "webhook_port"): "TELEGRAM_WEBHOOK_PORT",
-    ("kakao", "bot_id"): "KAKAO_BOT_ID",
-    ("kakao", "skill_path"): "KAKAO_SKILL_PATH",
-    ("kakao", "public_url"): "KAKAO_PUBLIC_URL",
-    ("kakao", "port"): "KAKAO_PORT",
-    ("kakao", "callback"): "KAKAO_CALLBACK",
-    ("kakao", "image_hosts"): "KAKAO_IMAGE_HOSTS",
-    ("kakao", "callback_hosts"): "KAKAO_CALLBACK_HOSTS",
-}
-SECRET_FIELDS = {("telegram", "token"), ("telegram", "webhook_secret")}
-
-
-def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read config.yaml, apply environment overrides and return a checked `Config`.
+def load_config(
+    path: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+    schema: type[ConfigT] = PipelineConfig,
+) -> ConfigT:
+    """Read config.yaml, apply environment overrides and return a checked config.
 
     Args:
         path: the YAML file; `CONFIG_PATH` from the environment or config.yaml by default.
         environ: the environment to read overrides from; `os.environ` by default.
+        schema: the config class to build: `PipelineConfig`, `WorkersConfig` or `BotConfig`.
+            Sections the schema does not have are left to the processes that read them.
 
     Raises:
-        ConfigError: a value has the wrong type or an unknown key is present.
+        ConfigError: a value has the wrong type, an unknown key is present, or a secret is in the file.
     """
     environ = os.environ if environ is None else environ
     path = Path(path or environ.get("CONFIG_PATH") or DEFAULT_CONFIG_PATH)
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {} if path.exists() else {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of sections")
-    config = Config()
+    config = schema()
     sections = {}
-    for section_field in fields(Config):
+    for section_field in fields(schema):
         name = section_field.name
-        section_defaults = getattr(config, name)
+        defaults = getattr(config, name)
         values = dict(raw.get(name) or {})
         for key in values:
-            if (name, key) in SECRET_FIELDS:
+            if key in defaults.SECRETS:
                 raise ConfigError(f"{name}.{key} is a secret: set it in the environment, not in {path.name}")
-        for (env_section, key), variable in ENVIRONMENT_OVERRIDES.items():
-            if env_section == name and variable in environ:
+        for key, variable in defaults.ENVIRONMENT.items():
+            if variable in environ:
                 values[key] = environ[variable]
-        sections[name] = _build_section(name, section_defaults, values)
+        sections[name] = _build_section(name, defaults, values)
     return replace(config, **sections)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -107,3 +107,30 @@ class FaceChanger(Protocol):
     reports: list[FaceReport]
 
     def apply(self, face: Face) -> ModeOutput: ...
+
+
+@dataclass(frozen=True)
+class Analysis:
+    width: int
+    height: int
+    faces: tuple[Face, ...]
+    default_keep: tuple[int, ...]
+    sheet_jpeg: bytes = field(default=b"", repr=False)
+    thumbnails: tuple[bytes, ...] = field(default=(), repr=False)  # one square JPEG per face, in number order
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the sheet; `faces` follows DESIGN.md contract 1."""
+        return {
+            "image": {"width": self.width, "height": self.height},
+            "faces": [face.to_json() for face in self.faces],
+            "default_keep": list(self.default_keep),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Analysis":
+        return cls(
+            width=int(data["image"]["width"]),
+            height=int(data["image"]["height"]),
+            faces=tuple(Face.from_json(face) for face in data["faces"]),
+            default_keep=tuple(int(n) for n in data.get("default_keep", ())),
+        )

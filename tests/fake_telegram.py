@@ -1,6 +1,6 @@
 """A fake Telegram Bot API server for end-to-end tests of the bot (aiohttp, 127.0.0.1, random port).
 
-It implements what `bot/telegram.py` uses: getMe, getUpdates (long polling; tests
+It implements what `bot/telegram/` uses: getMe, getUpdates (long polling; tests
 push users' updates with `send_photo`, `send_document`, `send_text`, `press`),
 sendMessage, sendPhoto, sendDocument (multipart: the bytes are kept), edits,
 deleteMessage, answerCallbackQuery, getFile and file downloads, deleteWebhook,

@@ -47,7 +47,8 @@ def cached_models(detector: str = "retinaface_mobilenet0.25"):
     """The pipeline's models, loaded once per test process."""
     from dataclasses import replace
 
-    from pipeline import load_config, load_models
+    from pipeline.config import load_config
+    from pipeline.models import load_models
 
     settings = replace(load_config(environ={}).pipeline, detector=detector)
     return load_models(settings, "cpu")

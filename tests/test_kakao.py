@@ -21,13 +21,14 @@ from PIL import Image
 
 from bot.kakao import SkillLimits, check_response, create_app
 from bot.kakao.payload import PayloadError, parse_skill_request
-from bot.kakao.pending import NOTICE_KEY_PREFIX, UNSEEN_KEY_PREFIX
 from bot.kakao.responses import carousel, basic_card, message_button, quick_reply, simple_text, skill_response
 from bot.messages import text
-from bot.session import SESSION_KEY_PREFIX, Conversation, SessionStore, State
+from bot.session import Conversation, SessionStore, State
+from bot.settings import BotConfig
 from pipeline.config import load_config
 from pipeline.imageio import load_photo
 from workers.client import JobState, PhotoJobs
+from workers.storage import kakao_notice_key, kakao_unseen_key, session_key
 
 from fake_kakao import (
     BOT_ID,
@@ -83,7 +84,7 @@ def run_skill(redis_server, scenario, *, queue=QUEUE, callback=True, limits=Skil
                 "KAKAO_IMAGE_HOSTS": "127.0.0.1",
                 "KAKAO_CALLBACK_HOSTS": "127.0.0.1",
             }
-            config = load_config(environ=environ)
+            config = load_config(environ=environ, schema=BotConfig)
             config = replace(config, workers=replace(config.workers, queues=(queue,)))
             jobs = PhotoJobs(config)
             conversation = conversation_class(jobs, SessionStore(jobs.connection, config.storage.ttl_seconds))
@@ -190,7 +191,7 @@ def test_lost_callbacks_are_shown_on_the_next_message(redis_server, worker):
         exchange = await user.send(h.kakao.photo_url("obama.jpg"), fail_callback=True)  # a photo URL as utterance
         lost_sheet = await h.kakao.callback(exchange.callback_id)  # Kakao refused it: expired
         assert outputs_of(lost_sheet, "simpleImage")
-        await wait_for(lambda: h.jobs.connection.exists(UNSEEN_KEY_PREFIX + owner), "the sheet kept for later")
+        await wait_for(lambda: h.jobs.connection.exists(kakao_unseen_key(owner)), "the sheet kept for later")
         again = await user.say("?", callback=False)  # any next message shows the sheet
         assert outputs_of(again, "simpleImage") and len(cards_of(again)) == 1
 
@@ -246,7 +247,7 @@ def test_answers_at_once_while_storage_is_slow(redis_server):
 
         exchange = await user.send("1 3", callback=False)  # no callback: the answer waits for the next message
         assert text("kakao_wait", "ko") in text_of(exchange.answer)
-        await wait_for(lambda: h.jobs.connection.exists(NOTICE_KEY_PREFIX + owner_of(user)), "the late answer kept")
+        await wait_for(lambda: h.jobs.connection.exists(kakao_notice_key(owner_of(user))), "the late answer kept")
         help_answer = await user.say("도움말", callback=False)
         assert text_of(help_answer).startswith(text("send_photo_first", "ko"))
         assert text("help", "ko") in text_of(help_answer)
@@ -259,7 +260,7 @@ def test_refuses_other_bots_other_paths_and_garbage(redis_server):
         post = h.client.post
         response = await post(SKILL_PATH, json=skill_payload("eve", "모두", bot_id="someone-else"))
         assert response.status == 403
-        assert not h.jobs.connection.exists(SESSION_KEY_PREFIX + "kakao:eve")
+        assert not h.jobs.connection.exists(session_key("kakao:eve"))
         for body in (b"{not json", b"\xff\xfe", b"[]", b'"text"'):
             assert (await post(SKILL_PATH, data=body, headers={"Content-Type": "application/json"})).status == 400
         no_user = skill_payload("eve")

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 
 import pytest
 
 from bot.messages import text
-from bot.session import Conversation, ReplyKind, Session, SessionStore, State, SESSION_KEY_PREFIX
+from bot.session import TRANSITIONS, Conversation, ReplyKind, Session, SessionStore, State
 from pipeline.config import load_config
 from workers.client import PhotoJobs
+from workers.settings import WorkersConfig
+from workers.storage import session_key
 
 from fake_telegram import shared_worker
-from helpers import photo_bytes
+from helpers import PROJECT_ROOT, photo_bytes
+
+SESSION_DIAGRAM = PROJECT_ROOT / "bot" / "session.mmd"
 
 QUEUE = "telegram-tests"  # shared with test_telegram.py: one worker for both
 IDLE_QUEUE = "session-tests-nobody-listens"
@@ -21,7 +26,7 @@ WAIT_SECONDS = 120  # hang protection only
 
 
 def make_conversation(redis_server, queue: str = QUEUE) -> Conversation:
-    config = load_config(environ={"REDIS_URL": redis_server.url})
+    config = load_config(environ={"REDIS_URL": redis_server.url}, schema=WorkersConfig)
     jobs = PhotoJobs(replace(config, workers=replace(config.workers, queues=(queue,))))
     return Conversation(jobs, SessionStore(jobs.connection, config.storage.ttl_seconds))
 
@@ -83,7 +88,7 @@ def test_buttons_of_another_photo_say_expired_and_change_nothing(redis_server):
 def test_stored_session_with_unknown_fields_still_loads(redis_server):
     conversation = make_conversation(redis_server, IDLE_QUEUE)
     stored = '{"owner": "test:old", "state": "idle", "language": "en", "retired_field": 1}'
-    conversation.store.connection.set(SESSION_KEY_PREFIX + "test:old", stored)
+    conversation.store.connection.set(session_key("test:old"), stored)
     assert conversation.current("test:old").language == "en"
 
 
@@ -161,3 +166,10 @@ def test_the_result_says_which_faces_unmask_left_as_they_were(redis_server, work
     changed = len(faces) - len(result.result.left_as_they_were)
     assert result.text.splitlines()[0] == text("result_caption", "en", changed=changed)
     conversation.delivered(owner, photo_id)
+
+
+def test_the_diagram_draws_every_transition_and_nothing_else():
+    arrow = re.compile(r"^\s*(\w+) -- (.+?) --> (\w+)\s*$")
+    drawn = {match.groups() for line in SESSION_DIAGRAM.read_text().splitlines() if (match := arrow.match(line))}
+    table = {(state.name, event.value, next_state.name) for (state, event), next_state in TRANSITIONS.items()}
+    assert drawn == table

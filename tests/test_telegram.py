@@ -18,7 +18,9 @@ from PIL import Image
 
 from bot.messages import text
 from bot.session import Conversation, SessionStore, State
-from bot.telegram import build_application, parse_callback_data, start_application, stop_application
+from bot.settings import BotConfig
+from bot.telegram import build_application, start_application, stop_application
+from bot.telegram.keyboard import parse_callback_data
 from pipeline.config import load_config
 from workers.client import JobState, PhotoJobs
 
@@ -52,7 +54,7 @@ def run_bot(redis_server, scenario, conversation_class=Conversation) -> None:
     async def main() -> None:
         async with FakeTelegram() as fake:
             environ = {"REDIS_URL": redis_server.url, "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": fake.base_url}
-            config = load_config(environ=environ)
+            config = load_config(environ=environ, schema=BotConfig)
             config = replace(config, workers=replace(config.workers, queues=(QUEUE,)))
             jobs = PhotoJobs(config)
             conversation = conversation_class(jobs, SessionStore(jobs.connection, config.storage.ttl_seconds))
@@ -317,7 +319,7 @@ class RecordingBot:
 
 
 def test_progress_message_is_edited_only_when_changed_and_not_too_often():
-    from bot.telegram import PROGRESS_EDIT_INTERVAL_SECONDS, ProgressMessage
+    from bot.telegram.render import PROGRESS_EDIT_INTERVAL_SECONDS, ProgressMessage
 
     async def scenario():
         bot = RecordingBot()
@@ -337,7 +339,7 @@ def test_webhook_needs_the_secret_token_and_feeds_the_bot(redis_server):
 
     import aiohttp
 
-    from bot.telegram import WEBHOOK_SECRET_HEADER
+    from bot.telegram.app import WEBHOOK_SECRET_HEADER
 
     user = FakeUser(771012, "en")
     with socket.socket() as probe:
@@ -354,7 +356,7 @@ def test_webhook_needs_the_secret_token_and_feeds_the_bot(redis_server):
                 "TELEGRAM_WEBHOOK_SECRET": "s3cret-token",
                 "TELEGRAM_WEBHOOK_PORT": str(port),
             }
-            config = load_config(environ=environ)
+            config = load_config(environ=environ, schema=BotConfig)
             jobs = PhotoJobs(config)
             application = build_application(config, Conversation(jobs, SessionStore(jobs.connection, 3600)))
             await start_application(application, config)

@@ -11,6 +11,7 @@ import pytest
 from rq.job import Job
 
 from pipeline.config import load_config
+from workers.settings import WorkersConfig
 from pipeline.imageio import encode_photo, load_photo
 from workers.client import JobState, PhotoJobs
 from workers.errors import BusyError, NotReady, PhotoExpired
@@ -23,7 +24,7 @@ IDLE_QUEUE = "nobody-listens"  # no worker serves it: jobs stay queued
 
 
 def make_client(redis_server, queue: str = "default", ttl_seconds: int = 3600) -> PhotoJobs:
-    config = load_config(environ={"REDIS_URL": redis_server.url, "STORAGE_TTL_SECONDS": str(ttl_seconds)})
+    config = load_config(environ={"REDIS_URL": redis_server.url, "STORAGE_TTL_SECONDS": str(ttl_seconds)}, schema=WorkersConfig)
     return PhotoJobs(replace(config, workers=replace(config.workers, queues=(queue,))))
 
 

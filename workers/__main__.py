@@ -17,6 +17,7 @@ from pipeline.models import resolve_device
 
 from .connection import connect_redis
 from .jobs import prepare_context
+from .settings import WorkersConfig
 from .worker import PhotoWorker
 
 logger = logging.getLogger("workers")
@@ -35,9 +36,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     logging.basicConfig(level=arguments.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = load_config()
+    config = load_config(schema=WorkersConfig)
     if not config.redis.url:
-        logger.error("REDIS_URL is not set: start `python -m workers.service`, or point REDIS_URL at a Redis")
+        logger.error("REDIS_URL is not set: start `python -m service`, or point REDIS_URL at a Redis")
         return 2
     if arguments.threads:
         config = replace(config, pipeline=replace(config.pipeline, cpu_threads=arguments.threads))

@@ -30,12 +30,13 @@ from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from pipeline import Analysis
-from pipeline.config import Config
+from pipeline.modes import MODE_NAMES
+from pipeline.types import Analysis
 
 from .connection import connect_redis
 from .defaults import CLAIM_TTL_SECONDS, POLL_INTERVAL_SECONDS, RETRIES_AFTER_LOST_WORKER
 from .errors import BusyError, NotReady, PhotoExpired
+from .settings import WorkersConfig
 from .storage import JobKind, Part, PhotoRecord, PhotoStore, modes_key, owner_key
 
 logger = logging.getLogger(__name__)
@@ -90,11 +91,8 @@ class ResultFile:
     left_as_they_were: tuple[int, ...] = ()
 
 
-MODES_BEFORE_ANY_WORKER = {
-    "replace": "no worker has started yet",
-    "unmask": "no worker has started yet",
-    "blur": None,  # needs no weights, so every worker can run it
-}
+# Blur needs no weights, so every worker can run it.
+MODES_BEFORE_ANY_WORKER = {mode: None if mode == "blur" else "no worker has started yet" for mode in MODE_NAMES}
 
 WORKER_LOST = PhotoStatus(
     JobState.FAILED,
@@ -116,7 +114,7 @@ class PhotoJobs:
         connection: an open Redis; by default one is opened from `config.redis.url`.
     """
 
-    def __init__(self, config: Config, connection: Redis | None = None):
+    def __init__(self, config: WorkersConfig, connection: Redis | None = None):
         self.connection = connection if connection is not None else connect_redis(config.redis.url)
         self.ttl_seconds = config.storage.ttl_seconds
         self.store = PhotoStore(self.connection, self.ttl_seconds)
@@ -258,14 +256,10 @@ class PhotoJobs:
             PhotoExpired: the photo is unknown, expired or not the owner's.
             NotReady: processing has not finished successfully.
         """
-        data = self._read(owner, photo_id, Part.RESULT)
-        job = self.queue.fetch_job(self._get_record(owner, photo_id).process_job_id)
-        outcome = job.return_value() if job is not None else None
-        if not outcome or "content_type" not in outcome:
-            raise NotReady("the photo has not been processed")
+        info = json.loads(self._read(owner, photo_id, Part.RESULT_INFO))
         return ResultFile(
-            data=data, content_type=outcome["content_type"], extension=outcome["extension"],
-            blurred_instead=tuple(outcome.get("blurred_instead", ())), left_as_they_were=tuple(outcome.get("left_as_they_were", ())),
+            data=self._read(owner, photo_id, Part.RESULT), content_type=info["content_type"], extension=info["extension"],
+            blurred_instead=tuple(info["blurred_instead"]), left_as_they_were=tuple(info["left_as_they_were"]),
         )
 
     def cancel(self, owner: str) -> bool:

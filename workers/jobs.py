@@ -17,13 +17,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Collection
 
-from pipeline import analyze_photo, available_modes, load_models, process_photo
-from pipeline.config import Config, load_config
-from pipeline.models import resolve_device
+from pipeline.analysis import analyze_photo, available_modes, process_photo
+from pipeline.config import load_config
+from pipeline.models import load_models, resolve_device
 from pipeline.errors import PipelineError
 from pipeline.types import Face
 
 from .connection import connect_redis
+from .settings import WorkersConfig
 from .storage import Part, PhotoStore, modes_key
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class WorkerContext:
 _context: WorkerContext | None = None
 
 
-def prepare_context(config: Config, device: str) -> WorkerContext:
+def prepare_context(config: WorkersConfig, device: str) -> WorkerContext:
     """Load the models and open storage once for this process."""
     global _context
     logger.info("loading models on %s", device)
@@ -58,7 +59,7 @@ def get_context() -> WorkerContext:
     """The process's context, prepared on first use from config.yaml and the environment."""
     if _context is not None:
         return _context
-    config = load_config()
+    config = load_config(schema=WorkersConfig)
     return prepare_context(config, resolve_device(config.workers.device))
 
 
@@ -92,9 +93,10 @@ def analyze(photo_id: str) -> dict[str, Any]:
 def process(photo_id: str, keep: Collection[int], mode: str) -> dict[str, Any]:
     """Apply `mode` to every face of the photo not in `keep` and store the result.
 
-    The outcome also lists the faces the mode could not change as asked: blurred
-    instead (replace, when it cannot do so safely) or left as they were (unmask,
-    for a face without a mask), so the chat can say so.
+    Beside the result it stores its content type and extension, and the faces the
+    mode could not change as asked: blurred instead (replace, when it cannot do so
+    safely) or left as they were (unmask, for a face without a mask), so the chat
+    can say so.
     """
     context = get_context()
     photo = context.store.read(photo_id, Part.PHOTO)
@@ -107,11 +109,15 @@ def process(photo_id: str, keep: Collection[int], mode: str) -> dict[str, Any]:
     except PipelineError as error:
         logger.info("photo %s refused: %s", photo_id, error.code)
         return describe_error(error)
-    if not context.store.write(photo_id, Part.RESULT, result.data):
-        return EXPIRED_OUTCOME
-    return {
+    info = {
         "content_type": result.content_type,
         "extension": result.extension,
         "blurred_instead": [r.number for r in result.reports if r.mode == "blur" and mode != "blur"],
         "left_as_they_were": [r.number for r in result.reports if r.mode == "none"],
     }
+    if not (
+        context.store.write(photo_id, Part.RESULT, result.data)
+        and context.store.write(photo_id, Part.RESULT_INFO, json.dumps(info).encode())
+    ):
+        return EXPIRED_OUTCOME
+    return {}

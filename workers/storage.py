@@ -1,6 +1,6 @@
 """Where photos, contact sheets and results live between the bot and the workers.
 
-This module owns every key name and every TTL. A photo's record (its owner and
+This module owns every key name (the chat adapters' keys too) and every TTL. A photo's record (its owner and
 job ids) is a small Redis hash; the binary parts go through a `BlobStore`,
 Redis by default, so a shared disk or an object store can replace it. Every
 part of a photo expires together with its record: parts written later get the
@@ -25,6 +25,7 @@ class Part(str, Enum):
     SHEET = "sheet"
     ANALYSIS = "analysis"  # JSON: everything the analysis found, minus the sheet
     RESULT = "result"
+    RESULT_INFO = "result_info"  # JSON: the result's content type, extension and faces changed otherwise than asked
     THUMBNAILS = "thumbnails"  # JSON: face number -> base64 square JPEG of that face
 
 
@@ -49,6 +50,36 @@ def modes_key() -> str:
 def owner_key(owner: str) -> str:
     """The Redis key naming the owner's active job."""
     return f"{KEY_PREFIX}:owner:{owner}:active"
+
+
+def watchdog_key(queue_name: str) -> str:
+    """The lock the workers of a queue take turns on to look for abandoned jobs."""
+    return f"{KEY_PREFIX}:watchdog:{queue_name}"
+
+
+def session_key(owner: str) -> str:
+    """The owner's chat session (`bot.session.Session` as JSON)."""
+    return f"{KEY_PREFIX}:session:{owner}"
+
+
+def kakao_image_key(token: str) -> str:
+    """What an image URL token of the Kakao skill serves (a hash)."""
+    return f"{KEY_PREFIX}:kakao:image:{token}"
+
+
+def kakao_photo_images_key(photo_id: str) -> str:
+    """The image URL tokens already made for a photo (a hash: what -> token)."""
+    return f"{KEY_PREFIX}:kakao:images:{photo_id}"
+
+
+def kakao_notice_key(owner: str) -> str:
+    """Texts a Kakao user missed, to put before their next answer (a list)."""
+    return f"{KEY_PREFIX}:kakao:notice:{owner}"
+
+
+def kakao_unseen_key(owner: str) -> str:
+    """The photo id whose contact sheet a Kakao user has not seen yet."""
+    return f"{KEY_PREFIX}:kakao:unseen:{owner}"
 
 
 class BlobStore(Protocol):

@@ -29,13 +29,13 @@ from rq.job import Job
 from rq.worker import WorkerStatus
 
 from .defaults import (
-    KEY_PREFIX,
     LIVENESS_INTERVAL_SECONDS,
     LIVENESS_TTL_SECONDS,
     MAINTENANCE_INTERVAL_SECONDS,
     WATCHDOG_INTERVAL_SECONDS,
     WORKER_TTL_SECONDS,
 )
+from .storage import watchdog_key
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class PhotoWorker(SimpleWorker):
 
 def requeue_abandoned_jobs(queue: Queue) -> None:
     """Requeue (or fail, when out of retries) the jobs of workers that stopped renewing them."""
-    lock_key = f"{KEY_PREFIX}:watchdog:{queue.name}"
+    lock_key = watchdog_key(queue.name)
     if not queue.connection.set(lock_key, 1, nx=True, ex=WATCHDOG_INTERVAL_SECONDS * 5):
         return
     try:

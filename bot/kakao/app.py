@@ -25,7 +25,8 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from bot.session import Conversation
-from pipeline.config import Config, ConfigError
+from bot.settings import BotConfig
+from pipeline.config import ConfigError
 
 from .images import CONTENT_TYPES
 from .payload import PayloadError, bot_id_of, parse_skill_request
@@ -46,7 +47,7 @@ IMAGE_CACHE_CONTROL = "private, max-age=300"
 skill_key = web.AppKey("kakao_skill", KakaoSkill)
 
 
-def create_app(config: Config, conversation: Conversation, *, limits: SkillLimits = SkillLimits()) -> web.Application:
+def create_app(config: BotConfig, conversation: Conversation, *, limits: SkillLimits = SkillLimits()) -> web.Application:
     """The skill server for `config.kakao`, answering through `conversation`.
 
     Args:

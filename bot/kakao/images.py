@@ -26,9 +26,8 @@ from redis import Redis
 
 from workers.client import PhotoJobs
 from workers.errors import NotReady, PhotoExpired
+from workers.storage import kakao_image_key, kakao_photo_images_key
 
-IMAGE_KEY_PREFIX = "kakao:image:"
-PHOTO_IMAGES_KEY_PREFIX = "kakao:images:"
 TOKEN_BYTES = 24
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
 
@@ -60,7 +59,7 @@ class ImageLinks:
 
     def urls(self, owner: str, photo_id: str, whats: list[str], ttl_seconds: int) -> dict[str, str]:
         """URLs of the photo's sheet ("sheet") or thumbnails ("face:N"); the same URL each time."""
-        map_key = PHOTO_IMAGES_KEY_PREFIX + photo_id
+        map_key = kakao_photo_images_key(photo_id)
         tokens = {what.decode(): token.decode() for what, token in self.connection.hgetall(map_key).items()}
         missing = [what for what in whats if what not in tokens]
         if missing:
@@ -69,8 +68,8 @@ class ImageLinks:
                 for what in missing:
                     token = secrets.token_urlsafe(TOKEN_BYTES)
                     record = {"owner": owner, "photo_id": photo_id, "what": what, "extension": "jpg"}
-                    pipeline.hset(IMAGE_KEY_PREFIX + token, mapping=record)
-                    pipeline.expire(IMAGE_KEY_PREFIX + token, ttl_seconds)
+                    pipeline.hset(kakao_image_key(token), mapping=record)
+                    pipeline.expire(kakao_image_key(token), ttl_seconds)
                     pipeline.hsetnx(map_key, what, token)
                 pipeline.expire(map_key, ttl_seconds)
                 pipeline.execute()
@@ -79,15 +78,15 @@ class ImageLinks:
 
     def result_url(self, owner: str, photo_id: str, data: bytes, extension: str, ttl_seconds: int) -> str:
         """A URL serving a copy of the result for `ttl_seconds` (the same URL if asked again)."""
-        map_key = PHOTO_IMAGES_KEY_PREFIX + photo_id
+        map_key = kakao_photo_images_key(photo_id)
         extension = url_extension(extension)
         token = self.connection.hget(map_key, "result")
-        if token is None or not self.connection.exists(IMAGE_KEY_PREFIX + token.decode()):
+        if token is None or not self.connection.exists(kakao_image_key(token.decode())):
             token = secrets.token_urlsafe(TOKEN_BYTES)
             record = {"owner": owner, "photo_id": photo_id, "what": "result", "extension": extension, "data": data}
             with self.connection.pipeline() as pipeline:
-                pipeline.hset(IMAGE_KEY_PREFIX + token, mapping=record)
-                pipeline.expire(IMAGE_KEY_PREFIX + token, max(1, int(ttl_seconds)))
+                pipeline.hset(kakao_image_key(token), mapping=record)
+                pipeline.expire(kakao_image_key(token), max(1, int(ttl_seconds)))
                 pipeline.hset(map_key, "result", token)
                 pipeline.expire(map_key, max(1, int(ttl_seconds)))
                 pipeline.execute()
@@ -97,7 +96,7 @@ class ImageLinks:
 
     def resolve(self, token: str, extension: str) -> Image | None:
         """The picture behind a token, or None: unknown, expired, or its photo is gone."""
-        record = self.connection.hgetall(IMAGE_KEY_PREFIX + token)
+        record = self.connection.hgetall(kakao_image_key(token))
         if not record or record.get(b"extension", b"").decode() != extension:
             return None
         owner, photo_id, what = (record[field].decode() for field in (b"owner", b"photo_id", b"what"))

@@ -5,9 +5,10 @@ Kakao refuses the callback, the answer is lost. What matters from it is kept her
 (results need nothing: the session stays PROCESSING and the next message shows
 the result again):
 
-    kakao:notice:<owner>  list of texts (an error, a refusal) to put before the next answer
-    kakao:unseen:<owner>  the photo id whose contact sheet the user has not seen yet
+    kakao_notice_key(owner)  list of texts (an error, a refusal) to put before the next answer
+    kakao_unseen_key(owner)  the photo id whose contact sheet the user has not seen yet
 
+(key names in `workers.storage`).
 Both expire with the storage TTL; they hold texts and ids, never images.
 """
 
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 from redis import Redis
 
-NOTICE_KEY_PREFIX = "kakao:notice:"
-UNSEEN_KEY_PREFIX = "kakao:unseen:"
+from workers.storage import kakao_notice_key, kakao_unseen_key
+
 MAX_NOTICES = 5
 
 
@@ -28,7 +29,7 @@ class PendingStore:
     def add_notices(self, owner: str, texts: list[str]) -> None:
         if not texts:
             return
-        key = NOTICE_KEY_PREFIX + owner
+        key = kakao_notice_key(owner)
         with self.connection.pipeline() as pipeline:
             pipeline.rpush(key, *texts)
             pipeline.ltrim(key, -MAX_NOTICES, -1)
@@ -36,7 +37,7 @@ class PendingStore:
             pipeline.execute()
 
     def pop_notices(self, owner: str) -> list[str]:
-        key = NOTICE_KEY_PREFIX + owner
+        key = kakao_notice_key(owner)
         with self.connection.pipeline() as pipeline:
             pipeline.lrange(key, 0, -1)
             pipeline.delete(key)
@@ -44,12 +45,12 @@ class PendingStore:
         return [item.decode() for item in texts]
 
     def mark_unseen_sheet(self, owner: str, photo_id: str) -> None:
-        self.connection.set(UNSEEN_KEY_PREFIX + owner, photo_id, ex=self.ttl_seconds)
+        self.connection.set(kakao_unseen_key(owner), photo_id, ex=self.ttl_seconds)
 
     def pop_unseen_sheet(self, owner: str) -> str:
         """The photo id whose sheet the user missed ("" when none); the mark is cleared."""
-        photo_id = self.connection.getdel(UNSEEN_KEY_PREFIX + owner)
+        photo_id = self.connection.getdel(kakao_unseen_key(owner))
         return photo_id.decode() if photo_id else ""
 
     def clear_unseen_sheet(self, owner: str) -> None:
-        self.connection.delete(UNSEEN_KEY_PREFIX + owner)
+        self.connection.delete(kakao_unseen_key(owner))

@@ -42,7 +42,7 @@ import aiohttp
 
 from bot.messages import normalize_language, text
 from bot.session import RESULT_WORDS, Conversation, Reply, ReplyKind, Selection, Session, State
-from pipeline.config import Config
+from bot.settings import BotConfig
 
 from .fetch import PhotoRefused, allowed_url, download_photo
 from .images import ImageLinks
@@ -122,7 +122,7 @@ class KakaoSkill:
         limits: time and size limits.
     """
 
-    def __init__(self, config: Config, conversation: Conversation, limits: SkillLimits = SkillLimits()):
+    def __init__(self, config: BotConfig, conversation: Conversation, limits: SkillLimits = SkillLimits()):
         connection = conversation.jobs.connection
         self.conversation = conversation
         self.limits = limits
@@ -230,11 +230,10 @@ class KakaoSkill:
         card = CARD_COMMAND.fullmatch(lowered)
         if session.state == State.CHOOSING:
             if self.pending.pop_unseen_sheet(owner) == session.photo_id or lowered in SHOW_WORDS:
-                return [self._sheet_reply(session)]
+                return [conversation.sheet(owner)]
             if lowered in NEXT_WORDS or lowered in PREVIOUS_WORDS:
                 step = 1 if lowered in NEXT_WORDS else -1
-                last_page = conversation.selection_of(session).page_count(FACES_PER_PAGE) - 1
-                return conversation.turn_page(owner, session.photo_id, min(max(session.page + step, 0), last_page))
+                return conversation.turn_page(owner, session.photo_id, session.page + step, FACES_PER_PAGE)
             if card:
                 number = int(card.group(1) or card.group(4))
                 keep = card.group(2) == "남기기" or card.group(3) == "keep"
@@ -250,12 +249,6 @@ class KakaoSkill:
         if not 1 <= number <= session.face_count:
             return [Reply(ReplyKind.TEXT, text("bad_numbers", session.language, count=session.face_count))]
         return self.conversation.set_face(session.owner, session.photo_id, number, keep)
-
-    def _sheet_reply(self, session: Session) -> Reply:
-        """The contact sheet and controls again, for a user who missed them."""
-        key = "sheet_caption_one" if session.face_count == 1 else "sheet_caption"
-        caption = text(key, session.language, count=session.face_count)
-        return Reply(ReplyKind.SHEET, caption, selection=self.conversation.selection_of(session))
 
     async def poll(self, owner: str, until: float) -> list[Reply]:
         """Follow the user's job until it ends or `until` (loop time) comes; then say where it stands."""
@@ -356,10 +349,10 @@ class KakaoSkill:
                 if reply.kind == ReplyKind.SHEET:
                     sheet_url = self.links.urls(owner, selection.photo_id, ["sheet"], self._photo_ttl(session))["sheet"]
                     image = simple_image(sheet_url, text("kakao_sheet_alt", language))
-                    texts.append(f"{reply.text}\n{self.conversation.describe_selection(selection, language)}")
+                    texts.append(f"{reply.text}\n{reply.summary}")
                     sheet_photo_id = selection.photo_id
                 else:
-                    texts.append(reply.text)
+                    texts.append(reply.summary)
                 cards = self._carousel(owner, session, selection)
             elif reply.kind == ReplyKind.RESULT and reply.result is not None:
                 ttl_seconds = min(self.limits.result_ttl_seconds, self._photo_ttl(session))
@@ -384,7 +377,7 @@ class KakaoSkill:
 
     def _carousel(self, owner: str, session: Session, selection: Selection) -> dict[str, Any]:
         """One square face card per face of the page, each with its keep/change button."""
-        numbers = list(selection.page_numbers(FACES_PER_PAGE)) or list(range(1, min(selection.face_count, FACES_PER_PAGE) + 1))
+        numbers = list(selection.page_numbers(FACES_PER_PAGE))
         urls = self.links.urls(owner, selection.photo_id, [f"face:{number}" for number in numbers], self._photo_ttl(session))
         tag = photo_tag(selection.photo_id)
         language = session.language

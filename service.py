@@ -1,4 +1,4 @@
-"""`python -m workers.service`: the whole service in one command (`make run`).
+"""`python -m service`: the whole service in one command (`make run`).
 
 - Without REDIS_URL it starts a private Redis (config.redis.embedded_dir, a
   unix socket, append-only persistence); with REDIS_URL it uses that one.
@@ -9,7 +9,8 @@
   writes out/demo_sheet.jpg and out/demo_blurred.jpg, and exits.
 
 Children run in their own process groups, so Ctrl-C reaches only this process,
-which then stops them in order: chat adapters, worker, Redis.
+which then stops them in order: chat adapters, worker, Redis. It sits above
+`bot`, `workers` and `pipeline`: it reads every config section to decide what to start.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.config import PROJECT_ROOT, Config, load_config
+from bot.settings import BotConfig
+from pipeline.config import PROJECT_ROOT, load_config
 
-from .client import JobState, PhotoJobs
-from .defaults import CHILD_STOP_TIMEOUT_SECONDS, DEMO_TIMEOUT_SECONDS, EMBEDDED_REDIS_START_TIMEOUT_SECONDS
-from .embedded_redis import EmbeddedRedis
+from workers.client import JobState, PhotoJobs
+from workers.defaults import CHILD_STOP_TIMEOUT_SECONDS, DEMO_TIMEOUT_SECONDS, EMBEDDED_REDIS_START_TIMEOUT_SECONDS
+from workers.embedded_redis import EmbeddedRedis
 
-logger = logging.getLogger("workers.service")
+logger = logging.getLogger("service")
 
 DEMO_PHOTO = PROJECT_ROOT / "tests" / "data" / "kagglemask_maksssksksss148.jpg"
 DEMO_OWNER = "demo:local"
@@ -77,7 +79,7 @@ def check_children(children: list[tuple[str, subprocess.Popen]]) -> None:
             raise ChildExited(f"{name} exited with status {process.returncode}")
 
 
-def chat_adapters_configured(config: Config) -> bool:
+def chat_adapters_configured(config: BotConfig) -> bool:
     return bool(config.telegram.token or config.kakao.bot_id)
 
 
@@ -94,7 +96,7 @@ def wait_for_job(jobs: PhotoJobs, photo_id: str, children: list[tuple[str, subpr
     raise RuntimeError(f"the demo job did not finish within {DEMO_TIMEOUT_SECONDS} s")
 
 
-def run_demo(config: Config, children: list[tuple[str, subprocess.Popen]]) -> None:
+def run_demo(config: BotConfig, children: list[tuple[str, subprocess.Popen]]) -> None:
     """Send the sample photo through the queue and write its sheet and blurred result."""
     jobs = PhotoJobs(config)
     photo_id = jobs.submit_photo(DEMO_OWNER, DEMO_PHOTO.read_bytes())
@@ -118,7 +120,7 @@ def run_demo(config: Config, children: list[tuple[str, subprocess.Popen]]) -> No
     print("To chat with the bot, set TELEGRAM_TOKEN (Telegram) or KAKAO_BOT_ID (Kakao) and run `make run` again.")
 
 
-def run_service(config: Config, environment: dict[str, str], children: list[tuple[str, subprocess.Popen]]) -> None:
+def run_service(config: BotConfig, environment: dict[str, str], children: list[tuple[str, subprocess.Popen]]) -> None:
     children.append(start_child("worker", ["-m", "workers"], environment))
     if chat_adapters_configured(config):
         children.append(start_child("chat adapters", ["-m", "bot"], environment))
@@ -133,7 +135,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    config = load_config()
+    config = load_config(schema=BotConfig)
     environment = dict(os.environ)
     embedded_redis = None
     children: list[tuple[str, subprocess.Popen]] = []

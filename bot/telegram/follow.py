@@ -1,0 +1,42 @@
+"""The follow loop: poll a photo's job in the background and show what changes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from telegram.ext import Application
+
+from bot.session import Conversation, ReplyKind
+from bot.telegram.render import ProgressMessage, Screen, render
+
+FOLLOW_INTERVAL_SECONDS = 0.5
+"""How often a running job's status is read."""
+
+
+async def follow_photo(application: Application, conversation: Conversation, followers: dict[str, str], owner: str, photo_id: str, progress: ProgressMessage) -> None:
+    """Poll the photo's job; show its progress, then the sheet or the result, or what went wrong."""
+    followers[owner] = photo_id
+    bot = application.bot
+    try:
+        while application.running:
+            replies, finished = await asyncio.to_thread(conversation.follow, owner, photo_id)
+            if replies:
+                only_progress = all(reply.kind == ReplyKind.PROGRESS for reply in replies)
+                language = "" if only_progress else await asyncio.to_thread(conversation.language, owner)
+                await render(Screen(bot, conversation, owner, progress.chat_id, language, photo_id, progress=progress), replies)
+            if finished:
+                if replies and replies[0].kind in (ReplyKind.SHEET, ReplyKind.RESULT):
+                    await progress.delete(bot)
+                return
+            await asyncio.sleep(FOLLOW_INTERVAL_SECONDS)
+    finally:
+        if followers.get(owner) == photo_id:
+            del followers[owner]
+
+
+def start_following(application: Application, conversation: Conversation, followers: dict[str, str], owner: str, photo_id: str, progress: ProgressMessage, update: object) -> None:
+    """Follow the owner's job in the background, unless it is already followed."""
+    if followers.get(owner) == photo_id:
+        return
+    followers[owner] = photo_id
+    application.create_task(follow_photo(application, conversation, followers, owner, photo_id, progress), update=update)
