@@ -11,7 +11,7 @@ import sys
 
 from tests.helpers import PROJECT_ROOT
 
-PACKAGES = ("bot", "workers", "pipeline")
+PACKAGES = ("service", "bot", "workers", "pipeline")  # service.py: the one-command launcher, above the bot
 LAYERS = (  # lowest first: a module imports from its own layer or lower ones
     ("pipeline.imageio", "pipeline.align", "pipeline.regions", "pipeline.config", "pipeline.types", "pipeline.errors",
      "pipeline.paste", "pipeline.sheet", "pipeline.selection"),
@@ -21,6 +21,7 @@ LAYERS = (  # lowest first: a module imports from its own layer or lower ones
     ("pipeline", "pipeline.__main__", "pipeline.analysis", "pipeline.models", "pipeline.offline"),  # entry points
     ("workers",),
     ("bot",),
+    ("service",),
 )  # fmt: skip
 OFFLINE = "pipeline.offline"
 OFFLINE_ONLY_LIBRARIES = ("albumentations",)  # training augmentations: never loaded by a worker or the bot
@@ -30,7 +31,8 @@ def module_files() -> dict[str, tuple]:
     """Every module of PACKAGES by dotted name, with its file and whether it is a package's `__init__`."""
     modules = {}
     for package in PACKAGES:
-        for path in (PROJECT_ROOT / package).rglob("*.py"):
+        single_file = PROJECT_ROOT / f"{package}.py"
+        for path in [single_file] if single_file.is_file() else (PROJECT_ROOT / package).rglob("*.py"):
             parts = list(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
             is_package = parts[-1] == "__init__"
             modules[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
