@@ -19,8 +19,11 @@ from itertools import count
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
+
 from pipeline.errors import PipelineError
 from pipeline.models import Models
+from pipeline.types import Face
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".gif", ".bmp", ".tif", ".tiff"}
 """Files taken from a folder; formats we cannot read still get their one line."""
@@ -75,16 +78,28 @@ def change_photo(photo: Path, output: Path, mode: str, models: Models) -> None:
         PipelineError: the photo cannot be read or the result cannot be written.
     """
     from pipeline.__main__ import read_image_bytes
-    from pipeline.analysis import change_faces, find_faces
+    from pipeline.analysis import change_faces
     from pipeline.imageio import encode_photo, load_photo
 
     image = load_photo(read_image_bytes(photo), models.settings.max_pixels)
-    faces, _ = find_faces(image, models)
-    changed = change_faces(image, faces, set(), mode, models)
+    changed = change_faces(image, faces_to_change(image, mode, models), set(), mode, models)
     try:
         output.write_bytes(encode_photo(changed, "png" if output.suffix == ".png" else "jpeg"))
     except OSError as error:
         raise PipelineError(f"{output}: cannot write ({error.strerror})", "cannot_write") from None
+
+
+def faces_to_change(image: np.ndarray, mode: str, models: Models) -> tuple[Face, ...]:
+    """The photo's faces; blur needs only where they are, so it skips the age, gender and mask estimates."""
+    from pipeline.analysis import confirmed_faces, find_faces
+
+    if mode != "blur":
+        return find_faces(image, models)[0]
+    detections = confirmed_faces(image, models)
+    return tuple(
+        Face(number=index + 1, box=tuple(float(v) for v in box), score=float(score), landmarks=tuple((float(x), float(y)) for x, y in points))
+        for index, (box, score, points) in enumerate(zip(detections.boxes, detections.scores, detections.landmarks))
+    )
 
 
 def process_photos(

@@ -6,7 +6,7 @@ less, while it gives real faces (masked ones included) 0.2-0.9. Neither score
 alone separates the two, their sum does: a face is kept when the main score
 plus CenterFace's is at least `MIN_COMBINED_SCORE`. Measured on the test
 photos (bench/detect.py): no ground-truth face of 20 px or more is lost.
-One crop costs about 6 ms on a CPU core.
+One crop costs about 6 ms on a CPU core; faces scored 0.95 or more need none.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ class SecondOpinion:
 
     def confirm(self, image: np.ndarray, detections: Detections) -> Detections:
         """The detections that CenterFace's crop score, added to their own, confirms."""
-        agreement = np.asarray([self.crop_score(image, box) for box in detections.boxes], dtype=np.float32)
+        doubtful = detections.scores < MIN_COMBINED_SCORE  # the others pass whatever CenterFace says: not asked
+        agreement = np.zeros(len(detections), dtype=np.float32)
+        agreement[doubtful] = [self.crop_score(image, box) for box in detections.boxes[doubtful]]
         return detections.subset(np.nonzero(detections.scores + agreement >= MIN_COMBINED_SCORE)[0])
 
     def crop_score(self, image: np.ndarray, box: np.ndarray) -> float:
