@@ -2,6 +2,7 @@
 
     python -m pipeline detect IMAGE --json [--sheet OUT.jpg]
     python -m pipeline process IMAGE --keep 1,3|all|none --mode blur|replace|unmask -o OUT
+    python -m pipeline process PHOTO... | DIR --mode blur|replace|unmask -o OUTDIR   (every face changed)
     python -m pipeline weights status
     python -m pipeline weights fetch [NAME ...]   (default: every downloadable file missing or corrupt)
     python -m pipeline pool build    (replace mode's donor pool; otherwise built on first use)
@@ -38,10 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--json", action="store_true", help="print the faces as one JSON object")
     detect.add_argument("--sheet", type=Path, help="also write the numbered contact sheet here")
     process = commands.add_parser("process", help="change every face that is not kept")
-    process.add_argument("image", type=Path)
-    process.add_argument("--keep", default="none", help="face numbers to keep: 1,3 or all or none")
+    process.add_argument("images", type=Path, nargs="+", metavar="PHOTO", help="a photo, several photos, or folders of photos")
+    process.add_argument("--keep", help="face numbers to keep: 1,3 or all or none (default none; a single photo only)")
     process.add_argument("--mode", default="blur", help="replace, unmask or blur")
-    process.add_argument("-o", "--output", type=Path, required=True)
+    process.add_argument("-o", "--output", type=Path, required=True, help="the result; for several photos or a folder, a folder")
     weights = commands.add_parser("weights", help="model files")
     weights_actions = weights.add_subparsers(dest="action", required=True)
     weights_actions.add_parser("status", help="list each file, whether it is present and what needs it")
@@ -75,25 +76,14 @@ def age_range(text: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
-def read_image_bytes(path: Path) -> bytes:
-    from pipeline.errors import PhotoError
-
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise PhotoError(f"{path}: no such file", "not_found") from None
-    except IsADirectoryError:
-        raise PhotoError(f"{path} is a folder, not a photo", "not_found") from None
-    except OSError as error:
-        raise PhotoError(f"{path}: cannot read ({error.strerror})", "not_found") from None
-
-
 def run_detect(args: argparse.Namespace) -> None:
     from pipeline.analysis import analyze_photo
     from pipeline.config import load_config
     from pipeline.models import load_models
 
-    data = read_image_bytes(args.image)
+    from pipeline.imageio import read_photo_file
+
+    data = read_photo_file(args.image)
     models = load_models(load_config().pipeline, "auto")
     analysis = analyze_photo(data, models)
     if args.sheet:
@@ -111,21 +101,30 @@ def run_process(args: argparse.Namespace) -> None:
     from pipeline.config import load_config
     from pipeline.models import load_models
     from pipeline.analysis import change_faces_reported, find_faces
+    from pipeline.errors import PipelineError
     from pipeline.imageio import encode_photo, load_photo, suggest_format
     from pipeline.selection import parse_face_numbers
 
-    data = read_image_bytes(args.image)
+    if len(args.images) > 1 or args.images[0].is_dir() or args.output.is_dir():
+        from pipeline import batch
+
+        if args.keep is not None:
+            raise PipelineError("--keep applies to a single photo; with several, every face is changed")
+        batch.run(args.images, args.output, args.mode, load_models(load_config().pipeline, "auto"))
+        return
+    keep_text = args.keep or "none"
+    from pipeline.imageio import read_photo_file
+
+    data = read_photo_file(args.images[0])
     models = load_models(load_config().pipeline, "auto")
     image = load_photo(data, models.settings.max_pixels)
     faces, _ = find_faces(image, models)
-    keep = parse_face_numbers(args.keep, len(faces)) if args.keep.strip() else set()
+    keep = parse_face_numbers(keep_text, len(faces)) if keep_text.strip() else set()
     changed, reports = change_faces_reported(image, faces, keep, args.mode, models)
     fmt = "png" if args.output.suffix.lower() == ".png" else "jpeg" if args.output.suffix else suggest_format(data)
     try:
         args.output.write_bytes(encode_photo(changed, fmt))
     except OSError as error:
-        from pipeline.errors import PipelineError
-
         raise PipelineError(f"{args.output}: cannot write ({error.strerror})", "cannot_write") from None
     for report in reports:
         print(report.describe())

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from pipeline.detection import detect_faces
+from pipeline.detection.types import Detections
 from pipeline.errors import InvalidSelection, PipelineError, UnknownMode
 from pipeline.imageio import encode_photo, load_photo, suggest_format
 from pipeline.models import Models
@@ -39,8 +40,7 @@ def find_faces(image: np.ndarray, models: Models) -> tuple[tuple[Face, ...], tup
     Returns:
         (faces in reading order numbered from 1, numbers of the main subjects to keep by default)
     """
-    settings = models.settings
-    detections = detect_faces(image, models.detector, settings.detection_max_side, settings.detection_score)
+    detections = confirmed_faces(image, models)
     detections = detections.subset(np.asarray(reading_order(detections.boxes), dtype=np.int64))
     attributes = models.age_gender.estimate(image, detections.landmarks)
     faces = tuple(
@@ -61,6 +61,13 @@ def find_faces(image: np.ndarray, models: Models) -> tuple[tuple[Face, ...], tup
     sharpness = [face_sharpness(image, face) for face in faces]
     main = choose_main_subjects(detections.boxes, sharpness, (image.shape[1], image.shape[0]))
     return faces, tuple(sorted(faces[i].number for i in main))
+
+
+def confirmed_faces(image: np.ndarray, models: Models) -> Detections:
+    """The detector's faces in an RGB photo that the second opinion, where there is one, confirms."""
+    settings = models.settings
+    detections = detect_faces(image, models.detector, settings.detection_max_side, settings.detection_score)
+    return detections if models.second_opinion is None else models.second_opinion.confirm(image, detections)
 
 
 def face_sharpness(image: np.ndarray, face: Face) -> float:
@@ -95,6 +102,13 @@ def mode_unavailable_reason(mode: str, models: Models) -> str | None:
     return MODES[mode].unavailable_reason(models)
 
 
+def require_mode(mode: str, models: Models) -> None:
+    """Raises UnknownMode, saying why, when `mode` cannot run."""
+    reason = mode_unavailable_reason(mode, models)
+    if reason is not None:
+        raise UnknownMode(f"{mode}: {reason}" if mode in MODE_NAMES else reason, "mode_unavailable" if mode in MODE_NAMES else None)
+
+
 def change_faces(image: np.ndarray, faces: Sequence[Face], keep: Collection[int], mode: str, models: Models) -> np.ndarray:
     """A copy of the photo with every face not in `keep` changed in `mode`; kept faces' pixels stay as they were."""
     return change_faces_reported(image, faces, keep, mode, models)[0]
@@ -104,9 +118,7 @@ def change_faces_reported(
     image: np.ndarray, faces: Sequence[Face], keep: Collection[int], mode: str, models: Models
 ) -> tuple[np.ndarray, list[FaceReport]]:
     """Like `change_faces`, also returning what was done to each changed face (replace may fall back to blur)."""
-    reason = mode_unavailable_reason(mode, models)
-    if reason is not None:
-        raise UnknownMode(f"{mode}: {reason}" if mode in MODE_NAMES else reason, "mode_unavailable" if mode in MODE_NAMES else None)
+    require_mode(mode, models)
     numbers = {face.number for face in faces}
     unknown = sorted(set(keep) - numbers)
     if unknown:

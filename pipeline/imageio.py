@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -239,3 +240,15 @@ def _to_srgb(img: Image.Image, icc_profile: bytes) -> Image.Image:
 
 def _has_transparency(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+
+
+def read_photo_file(path: Path) -> bytes:
+    """A photo file's bytes, or a `PhotoError` a person understands."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise PhotoError(f"{path}: no such file", "not_found") from None
+    except IsADirectoryError:
+        raise PhotoError(f"{path} is a folder, not a photo", "not_found") from None
+    except OSError as error:
+        raise PhotoError(f"{path}: cannot read ({error.strerror})", "not_found") from None

@@ -9,6 +9,7 @@ from pipeline import weights
 from pipeline.attributes import AgeGenderEstimator
 from pipeline.config import PipelineSettings
 from pipeline.detection import DETECTORS, FaceDetector
+from pipeline.detection.verify import SecondOpinion
 from pipeline.errors import PipelineError, WeightsError
 from pipeline.modes.replace.resources import ReplaceResources
 from pipeline.modes.unmask.checkpoint import CHECKPOINT_FILE
@@ -21,6 +22,7 @@ class Models:
     device: str
     detector: FaceDetector
     age_gender: AgeGenderEstimator
+    second_opinion: SecondOpinion | None = None  # confirms the detector's faces; None when the detector is CenterFace
     replace: ReplaceResources | None = None  # replace mode's models, loaded on first use
     unmask: TrainedUnmask | None = None  # unmask mode's own networks (weights/unmask.pt), loaded on first use
 
@@ -71,6 +73,7 @@ def load_models(settings: PipelineSettings, device: str = "auto") -> Models:
         settings=settings,
         device=device,
         detector=detector,
+        second_opinion=None if settings.detector == "centerface" else SecondOpinion(load_detector("centerface", folder)),
         age_gender=AgeGenderEstimator(
             weights.locate("age_gender_age", folder), weights.locate("age_gender_gender", folder), settings.cpu_threads
         ),

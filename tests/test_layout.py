@@ -18,7 +18,7 @@ LAYERS = (  # lowest first: a module imports from its own layer or lower ones
     ("pipeline.detection", "pipeline.attributes", "pipeline.networks", "pipeline.weights", "pipeline.fetch"),
     ("pipeline.face",),  # the toolkit the modes share
     ("pipeline.modes",),
-    ("pipeline", "pipeline.__main__", "pipeline.analysis", "pipeline.models", "pipeline.offline"),  # entry points
+    ("pipeline", "pipeline.__main__", "pipeline.analysis", "pipeline.batch", "pipeline.models", "pipeline.offline"),  # entry points
     ("workers",),
     ("bot",),
     ("service",),

@@ -8,6 +8,7 @@ other sizes, so OpenCV runs it.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -24,14 +25,16 @@ class CenterFaceDetector:
     def __init__(self, onnx_path: str, nms_iou: float = 0.3):
         self.network = cv2.dnn.readNetFromONNX(str(onnx_path))
         self.nms_iou = nms_iou
+        self.lock = threading.Lock()  # an OpenCV network holds its input: one forward pass at a time
 
     def detect(self, image: np.ndarray, score_threshold: float) -> Detections:
         """Faces in an H×W×3 uint8 RGB array, in that array's pixels."""
         height, width = image.shape[:2]
         padded_w, padded_h = int(np.ceil(width / 32) * 32), int(np.ceil(height / 32) * 32)
         blob = cv2.dnn.blobFromImage(image, 1.0, (padded_w, padded_h), (0, 0, 0), swapRB=False, crop=False)
-        self.network.setInput(blob)
-        heatmap, scale, offset, landmarks = self.network.forward(OUTPUT_NAMES)
+        with self.lock:
+            self.network.setInput(blob)
+            heatmap, scale, offset, landmarks = self.network.forward(OUTPUT_NAMES)
         rows, cols = np.nonzero(heatmap[0, 0] > score_threshold)
         scores = heatmap[0, 0, rows, cols]
         box_h = np.exp(scale[0, 0, rows, cols]) * STRIDE

@@ -282,13 +282,12 @@ class RetinaFaceDetector:
         batch = torch.from_numpy(np.ascontiguousarray(bgr.transpose(2, 0, 1)))[None].to(self.device)
         with torch.inference_mode():
             boxes, scores, landmarks = (t[0].float().cpu().numpy() for t in self.network(batch))
-        priors = prior_boxes(self.network.config, height, width)
-        corners, face_scores, points = decode_detections(boxes, scores, landmarks, priors, self.network.config)
-        chosen = face_scores >= score_threshold
+        chosen = scores[:, 1] >= score_threshold  # decode only these: a 1280-pixel photo has some 170,000 anchors
+        priors = prior_boxes(self.network.config, height, width)[chosen]
+        corners, face_scores, points = decode_detections(boxes[chosen], scores[chosen], landmarks[chosen], priors, self.network.config)
         scale = np.asarray([width, height], dtype=np.float32)
-        corners = corners[chosen] * np.tile(scale, 2)
-        points = points[chosen] * scale
-        face_scores = face_scores[chosen]
+        corners = corners * np.tile(scale, 2)
+        points = points * scale
         keep = non_max_suppression(corners, face_scores, self.nms_iou)
         return Detections(corners[keep], face_scores[keep], points[keep])
 
