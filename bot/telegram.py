@@ -280,7 +280,7 @@ async def send_reply(bot, adapter: Adapter, chat_id: int, owner: str, photo_id: 
             chat_id,
             document=result.data,
             filename=f"faceprivacy.{result.extension}",
-            caption=text("result_document", language),
+            caption=text("result_document_credentials" if result.content_credentials else "result_document", language),
         )
         await asyncio.to_thread(conversation.delivered, owner, photo_id)
     else:

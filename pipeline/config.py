@@ -88,6 +88,19 @@ class KakaoSettings:
 
 
 @dataclass(frozen=True)
+class ProvenanceSettings:
+    enabled: bool = True  # XMP, signed C2PA and the watermark on results (README "Honest results")
+    state_dir: str = ".provenance"  # where the local signing CA is made on first use
+    cert_file: str = ""  # the deployer's PEM certificate chain (leaf first); empty: the local CA
+    key_file: str = ""  # the deployer's PEM private key (ES256), only from the environment
+
+    @property
+    def state_path(self) -> Path:
+        """The state folder; a relative path counts from the project root."""
+        return PROJECT_ROOT / self.state_dir
+
+
+@dataclass(frozen=True)
 class Config:
     pipeline: PipelineSettings = PipelineSettings()
     storage: StorageSettings = StorageSettings()
@@ -95,6 +108,7 @@ class Config:
     workers: WorkerSettings = WorkerSettings()
     telegram: TelegramSettings = TelegramSettings()
     kakao: KakaoSettings = KakaoSettings()
+    provenance: ProvenanceSettings = ProvenanceSettings()
 
 
 # (section, field) -> environment variable that overrides it.
@@ -119,8 +133,12 @@ ENVIRONMENT_OVERRIDES = {
     ("kakao", "callback"): "KAKAO_CALLBACK",
     ("kakao", "image_hosts"): "KAKAO_IMAGE_HOSTS",
     ("kakao", "callback_hosts"): "KAKAO_CALLBACK_HOSTS",
+    ("provenance", "enabled"): "PROVENANCE_ENABLED",
+    ("provenance", "state_dir"): "PROVENANCE_STATE_DIR",
+    ("provenance", "cert_file"): "PROVENANCE_CERT",
+    ("provenance", "key_file"): "PROVENANCE_KEY",
 }
-SECRET_FIELDS = {("telegram", "token"), ("telegram", "webhook_secret")}
+SECRET_FIELDS = {("telegram", "token"), ("telegram", "webhook_secret"), ("provenance", "key_file")}
 
 
 def load_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -80,7 +80,9 @@ class ResultFile:
     """A processed photo, ready to send: no EXIF, and the type it was encoded as.
 
     `blurred_instead` and `left_as_they_were` are the face numbers the mode could
-    not change as asked (see `workers.jobs.process`).
+    not change as asked (see `workers.jobs.process`). `made_by_ai`: some faces
+    were replaced or unmasked by a trained model; `content_credentials`: the file
+    carries a signed C2PA manifest (pipeline/provenance).
     """
 
     data: bytes
@@ -88,6 +90,8 @@ class ResultFile:
     extension: str
     blurred_instead: tuple[int, ...] = ()
     left_as_they_were: tuple[int, ...] = ()
+    made_by_ai: bool = False
+    content_credentials: bool = False
 
 
 MODES_BEFORE_ANY_WORKER = {
@@ -266,6 +270,7 @@ class PhotoJobs:
         return ResultFile(
             data=data, content_type=outcome["content_type"], extension=outcome["extension"],
             blurred_instead=tuple(outcome.get("blurred_instead", ())), left_as_they_were=tuple(outcome.get("left_as_they_were", ())),
+            made_by_ai=bool(outcome.get("made_by_ai")), content_credentials=bool(outcome.get("content_credentials")),
         )
 
     def cancel(self, owner: str) -> bool:

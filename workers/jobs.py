@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Collection
 
 from pipeline import analyze_photo, available_modes, load_models, process_photo
-from pipeline.config import Config, load_config
+from pipeline.config import Config, ProvenanceSettings, load_config
 from pipeline.models import resolve_device
+from pipeline.provenance import AI_MODES
 from pipeline.errors import PipelineError
 from pipeline.types import Face
 
@@ -38,6 +39,7 @@ class WorkerContext:
     models: Any
     store: PhotoStore
     device: str
+    provenance: ProvenanceSettings = ProvenanceSettings()
 
 
 _context: WorkerContext | None = None
@@ -50,7 +52,7 @@ def prepare_context(config: Config, device: str) -> WorkerContext:
     models = load_models(config.pipeline, device=device)
     store = PhotoStore(connect_redis(config.redis.url), config.storage.ttl_seconds)
     store.connection.set(modes_key(), json.dumps(available_modes(models)))
-    _context = WorkerContext(models=models, store=store, device=device)
+    _context = WorkerContext(models=models, store=store, device=device, provenance=config.provenance)
     return _context
 
 
@@ -94,7 +96,8 @@ def process(photo_id: str, keep: Collection[int], mode: str) -> dict[str, Any]:
 
     The outcome also lists the faces the mode could not change as asked: blurred
     instead (replace, when it cannot do so safely) or left as they were (unmask,
-    for a face without a mask), so the chat can say so.
+    for a face without a mask), so the chat can say so; and whether AI made some
+    pixels and the file carries Content Credentials, so the chat can disclose both.
     """
     context = get_context()
     photo = context.store.read(photo_id, Part.PHOTO)
@@ -103,7 +106,7 @@ def process(photo_id: str, keep: Collection[int], mode: str) -> dict[str, Any]:
         return EXPIRED_OUTCOME
     faces = tuple(Face.from_json(face) for face in json.loads(analysis_json)["faces"])
     try:
-        result = process_photo(photo, faces, keep, mode, context.models)
+        result = process_photo(photo, faces, keep, mode, context.models, context.provenance)
     except PipelineError as error:
         logger.info("photo %s refused: %s", photo_id, error.code)
         return describe_error(error)
@@ -114,4 +117,6 @@ def process(photo_id: str, keep: Collection[int], mode: str) -> dict[str, Any]:
         "extension": result.extension,
         "blurred_instead": [r.number for r in result.reports if r.mode == "blur" and mode != "blur"],
         "left_as_they_were": [r.number for r in result.reports if r.mode == "none"],
+        "made_by_ai": any(r.mode in AI_MODES for r in result.reports),
+        "content_credentials": context.provenance.enabled,
     }
