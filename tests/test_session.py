@@ -13,7 +13,7 @@ from pipeline.config import load_config
 from workers.client import PhotoJobs
 
 from fake_telegram import shared_worker
-from helpers import photo_bytes
+from helpers import assert_content_credentials, photo_bytes
 
 QUEUE = "telegram-tests"  # shared with test_telegram.py: one worker for both
 IDLE_QUEUE = "session-tests-nobody-listens"
@@ -160,4 +160,7 @@ def test_the_result_says_which_faces_unmask_left_as_they_were(redis_server, work
     assert listed in result.text.splitlines(), result.text
     changed = len(faces) - len(result.result.left_as_they_were)
     assert result.text.splitlines()[0] == text("result_caption", "en", changed=changed)
+    assert changed > 0 and result.result.made_by_ai and result.result.content_credentials
+    assert result.text.splitlines()[-1] == text("result_made_by_ai_unmask", "en")  # the chat discloses AI
+    assert_content_credentials(result.result.data, edited_by_ai=True)
     conversation.delivered(owner, photo_id)

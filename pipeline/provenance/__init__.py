@@ -47,11 +47,10 @@ class Edit:
 
 
 def watermark_result(original: np.ndarray, changed: np.ndarray, edit: Edit, settings: ProvenanceSettings) -> np.ndarray:
-    """`changed` with the invisible mark in the pixels that differ from `original`, when AI made them."""
-    if not (settings.enabled and edit.ai):
-        return changed
-    difference = np.any(original != changed, axis=2) if changed.ndim == 3 else original != changed
-    return watermark.embed(changed, difference)
+    """`changed` with the invisible mark in the pixels that differ from `original`, when AI made them (in place)."""
+    if settings.enabled and edit.ai:
+        watermark.embed(changed, original)
+    return changed
 
 
 def mark_file(data: bytes, content_type: str, edit: Edit, settings: ProvenanceSettings) -> bytes:

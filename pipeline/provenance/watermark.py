@@ -35,43 +35,44 @@ PATTERN_SEED = 0xA1ED17ED  # the "AI-edited" code: which bit each block of the g
 _MAX_BLOCKS = 256  # pattern side; canonical images have at most 128 blocks per side
 
 
-def embed(image: np.ndarray, changed: np.ndarray) -> np.ndarray:
-    """A copy of the RGB `image` with the mark added to the pixels where `changed` is True.
+def embed(image: np.ndarray, original: np.ndarray) -> None:
+    """Add the mark, in place, to the pixels of the RGB `image` that differ from `original`.
 
-    Only the bounding box of `changed` is resampled, so the cost follows the
-    size of the changed faces, not of the photo.
+    Only the box around the changed pixels is resampled, and only blocks holding
+    a changed pixel are coded, so past one pass over the photo to find them the
+    cost follows the changed faces, not the photo.
     """
     height, width = image.shape[:2]
-    points = cv2.findNonZero(changed.astype(np.uint8))
-    if points is None:
-        return image
+    difference = cv2.absdiff(image, original).reshape(height, width * 3)
+    rows = np.flatnonzero(difference.max(axis=1))  # NumPy's max: several times faster here than cv2.reduce
+    if rows.size == 0:
+        return
+    columns = np.flatnonzero(difference.max(axis=0)) // 3
+    x, y, w, h = int(columns[0]), int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)
     canonical_width, canonical_height = canonical_size(width, height)
     scale_x, scale_y = width / canonical_width, height / canonical_height
-    x, y, w, h = cv2.boundingRect(points)
     # The box in whole canonical blocks, and the photo pixels those blocks cover.
     bx1, by1 = int(x / scale_x / BLOCK), int(y / scale_y / BLOCK)
     bx2 = min(canonical_width // BLOCK, int(np.ceil((x + w) / scale_x / BLOCK)))
     by2 = min(canonical_height // BLOCK, int(np.ceil((y + h) / scale_y / BLOCK)))
     if bx2 <= bx1 or by2 <= by1:
-        return image
+        return
     px1, py1 = int(round(bx1 * BLOCK * scale_x)), int(round(by1 * BLOCK * scale_y))
     px2, py2 = int(round(bx2 * BLOCK * scale_x)), int(round(by2 * BLOCK * scale_y))
     region = image[py1:py2, px1:px2]
+    inside = difference[py1:py2, px1 * 3 : px2 * 3].reshape(py2 - py1, px2 - px1, 3).max(axis=2) > 0
     canonical = cv2.resize(region, ((bx2 - bx1) * BLOCK, (by2 - by1) * BLOCK), interpolation=cv2.INTER_AREA).astype(np.float32)
+    touched = cv2.resize(inside.astype(np.float32), (bx2 - bx1, by2 - by1), interpolation=cv2.INTER_AREA) > 0
     yuv = cv2.cvtColor(canonical, cv2.COLOR_RGB2YUV)
     low, details = pywt.dwt2(yuv[:, :, 1] + CHROMA_OFFSET, "haar")
     coder, bits = _coder(), pattern()[by1:by2, bx1:bx2]
-    for (row, col), bit in np.ndenumerate(bits):
+    for row, col in zip(*np.nonzero(touched)):
         block = low[row * 4 : row * 4 + 4, col * 4 : col * 4 + 4]
-        block[:] = coder.diffuse_dct_svd(np.ascontiguousarray(block), int(bit), QUANTISATION_STEP)
+        block[:] = coder.diffuse_dct_svd(np.ascontiguousarray(block), int(bits[row, col]), QUANTISATION_STEP)
     marked = yuv.copy()
     marked[:, :, 1] = pywt.idwt2((low, details), "haar") - CHROMA_OFFSET
-    delta = cv2.cvtColor(marked, cv2.COLOR_YUV2RGB) - canonical
-    delta = cv2.resize(delta, (px2 - px1, py2 - py1), interpolation=cv2.INTER_LINEAR)
-    result = image.copy()
-    inside = changed[py1:py2, px1:px2]
-    result[py1:py2, px1:px2][inside] = np.clip(np.rint(region[inside] + delta[inside]), 0, 255).astype(np.uint8)
-    return result
+    delta = cv2.resize(cv2.cvtColor(marked, cv2.COLOR_YUV2RGB) - canonical, (px2 - px1, py2 - py1), interpolation=cv2.INTER_LINEAR)
+    np.copyto(region, np.clip(np.rint(region + delta), 0, 255).astype(np.uint8), where=inside[:, :, None])
 
 
 def detect(image: np.ndarray) -> bool:
