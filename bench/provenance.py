@@ -87,7 +87,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    cv2.setNumThreads(1)
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (a busy machine inflates every number)")
     with tempfile.TemporaryDirectory() as state:
         settings = ProvenanceSettings(state_dir=state)
