@@ -50,7 +50,7 @@ def status_lines(settings: ProvenanceSettings) -> list[str]:
 
 def _our_trust_anchor(settings: ProvenanceSettings) -> bytes:
     """The CA that signs this service's results, when one exists already (checking never creates one)."""
-    if settings.cert_file and settings.key_file or (settings.state_path / LOCAL_SIGNING_FILE).exists():
+    if (settings.cert_file and settings.key_file) or (settings.state_path / LOCAL_SIGNING_FILE).exists():
         try:
             return credentials(settings).trust_anchor_pem
         except CredentialsError:

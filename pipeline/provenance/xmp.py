@@ -32,7 +32,10 @@ def add_digital_source_type(data: bytes, source_type: str) -> bytes:
         return _insert_png_chunk(data, b"iTXt", XMP_PNG_KEYWORD + b"\x00\x00\x00\x00\x00" + packet)
     if data.startswith(b"\xff\xd8"):
         segment = XMP_JPEG_HEADER + packet
-        return data[:2] + b"\xff\xe1" + struct.pack(">H", len(segment) + 2) + segment + data[2:]
+        at = 2  # after SOI, and after the JFIF APP0 segment that must come first
+        if data[2:4] == b"\xff\xe0":
+            at += 2 + struct.unpack(">H", data[4:6])[0]
+        return data[:at] + b"\xff\xe1" + struct.pack(">H", len(segment) + 2) + segment + data[at:]
     raise ValueError("XMP can be added to JPEG or PNG files only")
 
 
