@@ -34,9 +34,14 @@ TEXTS: dict[str, dict[str, str]] = {
     "privacy": {
         "ko": "개인정보 안내\n- 보내신 사진과 결과는 처리에만 쓰이고, 최대 {ttl_minutes}분 뒤 자동으로 지워집니다. 결과를 보내 드리면 바로 지웁니다.\n"
         "- 사진은 로그에 남기지 않습니다.\n- 결과 사진에는 EXIF(위치, 기기 정보)가 없습니다.\n"
+        "- 얼굴을 AI로 바꾸거나 복원한 결과에는 그렇다는 표시가 들어갑니다: 캡션, 원본 화질 파일의 콘텐츠 자격 증명(C2PA, IPTC), "
+        "그리고 얼굴이 너무 작지 않으면 다시 압축해도 남는 보이지 않는 워터마크. 모자이크 결과에는 '편집됨'만 표시합니다. 이 표시에 당신의 정보(ID, 위치, 원본 사진)는 들어가지 않습니다.\n"
         "- 다른 사람은 당신의 사진을 볼 수도, 버튼을 누를 수도 없습니다.",
         "en": "Privacy\n- Your photo and its result are used only to process it, and are deleted after at most {ttl_minutes} minutes, right after delivery at the latest.\n"
         "- Photos never appear in logs.\n- Results carry no EXIF (no location, no device data).\n"
+        "- Faces replaced or restored by AI are labelled as such: in the caption, in the full-quality file's Content Credentials "
+        "(C2PA, IPTC), and by an invisible watermark in the AI-made faces that survives recompression unless they are tiny. Blurred results say only 'edited'. "
+        "None of these labels holds anything about you (no id, location or original photo).\n"
         "- Nobody else can see your photo or press your buttons.",
     },
     "lang_set": {"ko": "이제 한국어로 말할게요.", "en": "I will speak English from now on."},
@@ -65,7 +70,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "ko": "{faces}번 얼굴은 마스크가 없거나 너무 작아서 그대로 두었어요.",
         "en": "Faces {faces} wear no mask (or are too small or turned away to unmask), so they were left as they were.",
     },
+    "result_made_by_ai": {
+        "ko": "🤖 바뀐 얼굴은 AI가 만든, 실제로 없는 사람의 얼굴이에요.",
+        "en": "🤖 The changed faces were replaced by AI-made faces of people who do not exist.",
+    },
+    "result_made_by_ai_unmask": {
+        "ko": "🤖 마스크에 가려졌던 부분은 AI가 복원해 그린 것이라 실제 얼굴과 다를 수 있어요.",
+        "en": "🤖 What the masks covered was restored by AI, so it may differ from the real faces.",
+    },
     "result_document": {"ko": "원본 화질 파일 (EXIF 없음)", "en": "Full quality file (no EXIF)"},
+    "result_document_credentials": {
+        "ko": "원본 화질 파일 (EXIF 없음). 어떻게 편집했는지 밝히는 콘텐츠 자격 증명(C2PA)이 들어 있어요.",
+        "en": "Full quality file (no EXIF). It carries Content Credentials (C2PA) that say how it was edited.",
+    },
     "nothing_to_change": {
         "ko": "모든 얼굴을 남기도록 고르셨어요. 가릴 얼굴을 하나 이상 골라 주세요.",
         "en": "Every face is set to keep. Pick at least one face to hide.",
@@ -172,6 +189,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "kakao_sheet_alt": {"ko": "번호가 붙은 얼굴 목록", "en": "The numbered faces"},
     "kakao_result_alt": {"ko": "얼굴을 가린 사진", "en": "The photo with faces hidden"},
     "kakao_result_link": {"ko": "원본 화질로 보기 ({minutes}분 동안): {url}", "en": "Full quality (for {minutes} minutes): {url}"},
+    "kakao_result_link_credentials": {
+        "ko": "원본 화질로 보기 ({minutes}분 동안, 편집 내역을 밝히는 콘텐츠 자격 증명(C2PA) 포함): {url}",
+        "en": "Full quality, with Content Credentials (C2PA) that say how it was edited (for {minutes} minutes): {url}",
+    },
     "kakao_card_kept": {"ko": "✅ {number}번 · 남길 얼굴", "en": "✅ {number} · keep"},
     "kakao_card_changed": {"ko": "🔒 {number}번 · 가릴 얼굴", "en": "🔒 {number} · hide"},
     "kakao_button_keep": {"ko": "✅ 남기기", "en": "✅ Keep"},

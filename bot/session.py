@@ -432,6 +432,8 @@ class Conversation:
         for key, numbers in (("result_blurred_instead", result.blurred_instead), ("result_left_as_they_were", result.left_as_they_were)):
             if numbers:
                 lines.append(text(key, session.language, faces=face_list(numbers)))
+        if result.made_by_ai:  # the law asks that AI-made content say so (README "Honest results")
+            lines.append(text("result_made_by_ai_unmask" if session.mode == "unmask" else "result_made_by_ai", session.language))
         return [Reply(ReplyKind.RESULT, "\n".join(lines), result=result)]
 
     def _end(self, session: Session, key: str) -> list[Reply]:

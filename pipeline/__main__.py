@@ -10,6 +10,8 @@
         [--calibrate M] [--generator PATH] [--device auto|cpu|cuda]   (add StyleGAN2-ADA donors)
     python -m pipeline unmask train [--data FOLDER] [--out weights/unmask.pt] [--steps N] [--resume] ...
     python -m pipeline unmask eval [--data FOLDER] [--checkpoint weights/unmask.pt] [--count N] [--seed S]
+    python -m pipeline provenance check FILE [--json]   (XMP source type, C2PA manifest, watermark: DESIGN.md contract 9)
+    python -m pipeline provenance status                (marks on or off, who signs, whether the public trusts it)
 
 Exit 0 on success; on bad input exit 2 with one line on stderr, no traceback.
 """
@@ -59,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--generator", type=Path, help="StyleGAN2-ADA .pkl (default: weights/ffhq.pkl)")
     pool.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     add_unmask_commands(commands)
+    provenance = commands.add_parser("provenance", help="the marks that say how a result was made")
+    provenance_actions = provenance.add_subparsers(dest="action", required=True)
+    check = provenance_actions.add_parser("check", help="what a file carries: XMP, C2PA (valid or not, and why), watermark")
+    check.add_argument("file", type=Path)
+    check.add_argument("--json", action="store_true", help="print one JSON object (DESIGN.md contract 9)")
+    provenance_actions.add_parser("status", help="whether marks are on, and the certificate that signs them")
     return parser
 
 
@@ -100,30 +108,29 @@ def run_detect(args: argparse.Namespace) -> None:
 def run_process(args: argparse.Namespace) -> None:
     from pipeline.config import load_config
     from pipeline.models import load_models
-    from pipeline.analysis import change_faces_reported, find_faces
+    from pipeline.analysis import change_faces_reported, encode_result, find_faces
     from pipeline.errors import PipelineError
-    from pipeline.imageio import encode_photo, load_photo, suggest_format
+    from pipeline.imageio import load_photo, read_photo_file, suggest_format
     from pipeline.selection import parse_face_numbers
 
+    config = load_config()
     if len(args.images) > 1 or args.images[0].is_dir() or args.output.is_dir():
         from pipeline import batch
 
         if args.keep is not None:
             raise PipelineError("--keep applies to a single photo; with several, every face is changed")
-        batch.run(args.images, args.output, args.mode, load_models(load_config().pipeline, "auto"))
+        batch.run(args.images, args.output, args.mode, load_models(config.pipeline, "auto"), config.provenance)
         return
     keep_text = args.keep or "none"
-    from pipeline.imageio import read_photo_file
-
     data = read_photo_file(args.images[0])
-    models = load_models(load_config().pipeline, "auto")
+    models = load_models(config.pipeline, "auto")
     image = load_photo(data, models.settings.max_pixels)
     faces, _ = find_faces(image, models)
     keep = parse_face_numbers(keep_text, len(faces)) if keep_text.strip() else set()
     changed, reports = change_faces_reported(image, faces, keep, args.mode, models)
     fmt = "png" if args.output.suffix.lower() == ".png" else "jpeg" if args.output.suffix else suggest_format(data)
     try:
-        args.output.write_bytes(encode_photo(changed, fmt))
+        args.output.write_bytes(encode_result(image, changed, reports, fmt, config.provenance))
     except OSError as error:
         raise PipelineError(f"{args.output}: cannot write ({error.strerror})", "cannot_write") from None
     for report in reports:
@@ -268,13 +275,42 @@ def run_unmask(args: argparse.Namespace) -> None:
         raise PipelineError(f"interrupted; {out} holds the last checkpoint written, if any") from None
 
 
+def run_provenance(args: argparse.Namespace) -> None:
+    from pipeline import load_config
+    from pipeline.errors import PhotoError
+    from pipeline.provenance.check import check_file, status_lines
+
+    settings = load_config().provenance
+    if args.action == "status":
+        print("\n".join(status_lines(settings)))
+        return
+    try:
+        report = check_file(read_image_bytes(args.file), settings)
+    except ValueError as error:
+        raise PhotoError(f"{args.file}: {error}") from None
+    if args.json:
+        print(json.dumps(report))
+        return
+    c2pa = report["c2pa"]
+    print(f"XMP digital source type: {report['xmp_digital_source_type'] or 'none'}")
+    if not c2pa["present"]:
+        print("C2PA: none")
+    else:
+        print(f"C2PA: {'valid' if c2pa['valid'] else 'NOT valid'}; actions {', '.join(c2pa['actions']) or 'none'};"
+              f" digital source type {c2pa['digital_source_type'] or 'none'}")
+        for problem in c2pa["problems"]:
+            print(f"  problem: {problem}")
+    print(f"watermark: {'AI-edited mark found' if report['watermark'] else 'none found'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     from pipeline.errors import PipelineError
 
     try:
-        {"detect": run_detect, "process": run_process, "weights": run_weights, "pool": run_pool, "unmask": run_unmask}[args.command](args)
+        {"detect": run_detect, "process": run_process, "weights": run_weights, "pool": run_pool, "unmask": run_unmask,
+         "provenance": run_provenance}[args.command](args)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from pipeline.config import ProvenanceSettings
 from pipeline.detection import detect_faces
 from pipeline.detection.types import Detections
 from pipeline.errors import InvalidSelection, PipelineError, UnknownMode
@@ -16,6 +17,7 @@ from pipeline.models import Models
 from pipeline.face.covering import mask_probability
 from pipeline.modes import MODE_NAMES, blur, replace, unmask
 from pipeline.paste import paste_back
+from pipeline.provenance import Edit, mark_file, watermark_result
 from pipeline.selection import choose_main_subjects, reading_order
 from pipeline.sheet import render_contact_sheet, render_face_crops
 from pipeline.types import Analysis, Face, FaceReport
@@ -135,8 +137,11 @@ def change_faces_reported(
     return result, sorted(changer.reports, key=lambda report: report.number)
 
 
-def process_photo(data: bytes, faces: Sequence[Face], keep: Collection[int], mode: str, models: Models) -> Result:
-    """Change every face not kept and encode the result without EXIF, PNG for PNG input, else JPEG.
+def process_photo(
+    data: bytes, faces: Sequence[Face], keep: Collection[int], mode: str, models: Models,
+    provenance: ProvenanceSettings = ProvenanceSettings(),
+) -> Result:
+    """Change every face not kept and encode the result without EXIF, PNG for PNG input, else JPEG, with its provenance marks.
 
     Raises:
         PipelineError: bad photo, unknown face number, or a mode that cannot run.
@@ -144,7 +149,14 @@ def process_photo(data: bytes, faces: Sequence[Face], keep: Collection[int], mod
     image = load_photo(data, models.settings.max_pixels)
     changed, reports = change_faces_reported(image, faces, keep, mode, models)
     fmt = suggest_format(data)
-    return Result(encode_photo(changed, fmt), CONTENT_TYPES[fmt], EXTENSIONS[fmt], tuple(reports))
+    return Result(encode_result(image, changed, reports, fmt, provenance), CONTENT_TYPES[fmt], EXTENSIONS[fmt], tuple(reports))
 
 
-__all__ = ["Analysis", "Result", "PipelineError", "analyze_photo", "process_photo", "available_modes", "find_faces", "change_faces", "change_faces_reported"]
+def encode_result(image: np.ndarray, changed: np.ndarray, reports: Sequence[FaceReport], fmt: str, provenance: ProvenanceSettings) -> bytes:
+    """Encode a changed photo with the marks that say how it was made (pipeline/provenance); no EXIF or anything personal."""
+    edit = Edit.from_modes({report.mode for report in reports})
+    data = encode_photo(watermark_result(image, changed, edit, provenance), fmt)
+    return mark_file(data, CONTENT_TYPES[fmt], edit, provenance)
+
+
+__all__ = ["Analysis", "Result", "PipelineError", "analyze_photo", "process_photo", "encode_result", "available_modes", "find_faces", "change_faces", "change_faces_reported"]

@@ -21,6 +21,7 @@ from typing import TextIO
 
 import numpy as np
 
+from pipeline.config import ProvenanceSettings
 from pipeline.errors import PipelineError
 from pipeline.models import Models
 from pipeline.types import Face
@@ -71,19 +72,19 @@ def output_paths(photos: Sequence[Path], folder: Path, mode: str) -> list[Path]:
     return paths
 
 
-def change_photo(photo: Path, output: Path, mode: str, models: Models) -> None:
-    """Change every face of one photo and write the result, re-encoded without metadata.
+def change_photo(photo: Path, output: Path, mode: str, models: Models, provenance: ProvenanceSettings) -> None:
+    """Change every face of one photo and write the result, re-encoded without metadata but with its provenance marks.
 
     Raises:
         PipelineError: the photo cannot be read or the result cannot be written.
     """
-    from pipeline.analysis import change_faces
-    from pipeline.imageio import encode_photo, load_photo, read_photo_file
+    from pipeline.analysis import change_faces_reported, encode_result
+    from pipeline.imageio import load_photo, read_photo_file
 
     image = load_photo(read_photo_file(photo), models.settings.max_pixels)
-    changed = change_faces(image, faces_to_change(image, mode, models), set(), mode, models)
+    changed, reports = change_faces_reported(image, faces_to_change(image, mode, models), set(), mode, models)
     try:
-        output.write_bytes(encode_photo(changed, "png" if output.suffix == ".png" else "jpeg"))
+        output.write_bytes(encode_result(image, changed, reports, "png" if output.suffix == ".png" else "jpeg", provenance))
     except OSError as error:
         raise PipelineError(f"{output}: cannot write ({error.strerror})", "cannot_write") from None
 
@@ -102,13 +103,13 @@ def faces_to_change(image: np.ndarray, mode: str, models: Models) -> tuple[Face,
 
 
 def process_photos(
-    photos: Sequence[Path], outputs: Sequence[Path], mode: str, models: Models, workers: int,
+    photos: Sequence[Path], outputs: Sequence[Path], mode: str, models: Models, provenance: ProvenanceSettings, workers: int,
     done: Callable[[int, Failure | None], None] = lambda finished, failure: None,
 ) -> list[Failure]:
     """Change every face of every photo on `workers` threads; `done(photos finished, failure or None)` after each."""
     failures = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(change_photo, photo, output, mode, models): photo for photo, output in zip(photos, outputs)}
+        futures = {pool.submit(change_photo, photo, output, mode, models, provenance): photo for photo, output in zip(photos, outputs)}
         for finished, future in enumerate(as_completed(futures), start=1):
             failure = None
             try:
@@ -143,7 +144,7 @@ class ProgressBar:
             self.stream.write("\n")
 
 
-def run(arguments: Sequence[Path], folder: Path, mode: str, models: Models) -> None:
+def run(arguments: Sequence[Path], folder: Path, mode: str, models: Models, provenance: ProvenanceSettings) -> None:
     """The folder command: every photo's result in `folder`, a progress bar on stderr.
 
     Raises:
@@ -161,6 +162,6 @@ def run(arguments: Sequence[Path], folder: Path, mode: str, models: Models) -> N
     workers = min(len(photos), os.cpu_count() or 1) if mode == "blur" else 1  # replace and unmask load their models lazily, unshared
     if workers > 1:
         limit_cpu_threads(1)
-    failures = process_photos(photos, output_paths(photos, folder, mode), mode, models, workers, ProgressBar(len(photos)))
+    failures = process_photos(photos, output_paths(photos, folder, mode), mode, models, provenance, workers, ProgressBar(len(photos)))
     if failures:
         raise PipelineError(f"{len(failures)} of {len(photos)} photos failed; the others are in {folder}", "some_failed")

@@ -1,7 +1,7 @@
 """The one settings loader: config.yaml, then environment overrides, then checks.
 
 config.yaml holds one section per part of the service, and each package owns the
-classes of its own sections: `PipelineSettings` here, storage, redis and workers
+classes of its own sections: `PipelineSettings` and `ProvenanceSettings` here, storage, redis and workers
 in `workers.settings`, telegram and kakao in `bot.settings`. A section class
 names its environment overrides (`ENVIRONMENT`) and the fields that may only come
 from the environment (`SECRETS`). A package's config is a frozen dataclass of
@@ -55,10 +55,32 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True)
+class ProvenanceSettings:
+    enabled: bool = True  # XMP, signed C2PA and the watermark on results (README "Honest results")
+    state_dir: str = ".provenance"  # where the local signing CA is made on first use
+    cert_file: str = ""  # the deployer's PEM certificate chain (leaf first); empty: the local CA
+    key_file: str = ""  # the deployer's PEM private key (ES256), only from the environment
+
+    ENVIRONMENT: ClassVar[Mapping[str, str]] = {
+        "enabled": "PROVENANCE_ENABLED",
+        "state_dir": "PROVENANCE_STATE_DIR",
+        "cert_file": "PROVENANCE_CERT",
+        "key_file": "PROVENANCE_KEY",
+    }
+    SECRETS: ClassVar[frozenset[str]] = frozenset({"key_file"})
+
+    @property
+    def state_path(self) -> Path:
+        """The state folder; a relative path counts from the project root."""
+        return PROJECT_ROOT / self.state_dir
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The sections the image library reads."""
 
     pipeline: PipelineSettings = PipelineSettings()
+    provenance: ProvenanceSettings = ProvenanceSettings()
 
 
 def load_config(

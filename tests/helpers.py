@@ -54,6 +54,17 @@ def cached_models(detector: str = "retinaface_mobilenet0.25"):
     return load_models(settings, "cpu")
 
 
+def assert_content_credentials(data: bytes, edited_by_ai: bool) -> None:
+    """The delivered file still carries its valid, signed C2PA manifest, AI-made or not as expected."""
+    from pipeline import load_config
+    from pipeline.provenance import AI_SOURCE_TYPE
+    from pipeline.provenance.check import check_file
+
+    report = check_file(data, load_config(environ={}).provenance)
+    assert report["c2pa"]["valid"] and "c2pa.edited" in report["c2pa"]["actions"], report
+    assert report["c2pa"]["digital_source_type"] == (AI_SOURCE_TYPE if edited_by_ai else None)
+
+
 def run_pipeline(*args) -> subprocess.CompletedProcess:
     """`python -m pipeline ARGS` as a user runs it: a subprocess in the project root."""
     return subprocess.run(

@@ -47,7 +47,7 @@ from fake_kakao import (
     wait_for,
 )
 from fake_telegram import shared_worker
-from helpers import photo_bytes, photo_rgb
+from helpers import assert_content_credentials, photo_bytes, photo_rgb
 
 QUEUE = "kakao-tests"
 IDLE_QUEUE = "kakao-tests-nobody-listens"  # no worker serves it: jobs stay queued
@@ -163,6 +163,7 @@ def test_full_conversation_blurs_only_the_faces_not_kept(redis_server, worker):
         assert result_image["imageUrl"].endswith(".png") and result_image["imageUrl"] in text_of(result)
         status, content_type, data = await fetch(h.client.session, result_image["imageUrl"])
         assert (status, content_type) == (200, "image/png")
+        assert_content_credentials(data, edited_by_ai=False)  # the stored bytes, byte for byte
         original = photo_rgb("fr_two_people.jpg").astype(int)
         changed = load_photo(data).astype(int)
         kept, blurred = faces

@@ -15,7 +15,7 @@ PACKAGES = ("service", "bot", "workers", "pipeline")  # service.py: the one-comm
 LAYERS = (  # lowest first: a module imports from its own layer or lower ones
     ("pipeline.imageio", "pipeline.align", "pipeline.regions", "pipeline.config", "pipeline.types", "pipeline.errors",
      "pipeline.paste", "pipeline.sheet", "pipeline.selection"),
-    ("pipeline.detection", "pipeline.attributes", "pipeline.networks", "pipeline.weights", "pipeline.fetch"),
+    ("pipeline.detection", "pipeline.attributes", "pipeline.networks", "pipeline.weights", "pipeline.fetch", "pipeline.provenance"),
     ("pipeline.face",),  # the toolkit the modes share
     ("pipeline.modes",),
     ("pipeline", "pipeline.__main__", "pipeline.analysis", "pipeline.batch", "pipeline.models", "pipeline.offline"),  # entry points

@@ -16,7 +16,7 @@ from workers.settings import WorkersConfig
 from workers.storage import session_key
 
 from fake_telegram import shared_worker
-from helpers import PROJECT_ROOT, photo_bytes
+from helpers import PROJECT_ROOT, assert_content_credentials, photo_bytes
 
 SESSION_DIAGRAM = PROJECT_ROOT / "bot" / "session.mmd"
 
@@ -165,6 +165,9 @@ def test_the_result_says_which_faces_unmask_left_as_they_were(redis_server, work
     assert listed in result.text.splitlines(), result.text
     changed = len(faces) - len(result.result.left_as_they_were)
     assert result.text.splitlines()[0] == text("result_caption", "en", changed=changed)
+    assert changed > 0 and result.result.made_by_ai and result.result.content_credentials
+    assert result.text.splitlines()[-1] == text("result_made_by_ai_unmask", "en")  # the chat discloses AI
+    assert_content_credentials(result.result.data, edited_by_ai=True)
     conversation.delivered(owner, photo_id)
 
 

@@ -25,7 +25,7 @@ from pipeline.config import load_config
 from workers.client import JobState, PhotoJobs
 
 from fake_telegram import TOKEN, FakeTelegram, FakeUser, button_data, face_buttons, keyboard_of, shared_worker
-from helpers import photo_bytes, photo_rgb
+from helpers import assert_content_credentials, photo_bytes, photo_rgb
 
 QUEUE = "telegram-tests"  # our own queue and worker; user ids 7710xx are used by no other test module
 
@@ -125,6 +125,8 @@ def test_photo_becomes_blurred_result_with_chosen_faces_unchanged(redis_server, 
 
         result = np.asarray(Image.open(io.BytesIO(document[0].files["document"])).convert("RGB"))
         assert result.shape == original.shape
+        assert_content_credentials(document[0].files["document"], edited_by_ai=False)  # the stored bytes, byte for byte
+        assert document[0].params["caption"] == text("result_document_credentials", "ko")
         for face in analysis.faces:
             if face.number in kept:
                 assert np.array_equal(result[box_slices(face)], original[box_slices(face)])

@@ -81,7 +81,9 @@ class ResultFile:
     """A processed photo, ready to send: no EXIF, and the type it was encoded as.
 
     `blurred_instead` and `left_as_they_were` are the face numbers the mode could
-    not change as asked (see `workers.jobs.process`).
+    not change as asked (see `workers.jobs.process`). `made_by_ai`: some faces
+    were replaced or unmasked by a trained model; `content_credentials`: the file
+    carries a signed C2PA manifest (pipeline/provenance).
     """
 
     data: bytes
@@ -89,6 +91,8 @@ class ResultFile:
     extension: str
     blurred_instead: tuple[int, ...] = ()
     left_as_they_were: tuple[int, ...] = ()
+    made_by_ai: bool = False
+    content_credentials: bool = False
 
 
 # Blur needs no weights, so every worker can run it.
@@ -260,6 +264,7 @@ class PhotoJobs:
         return ResultFile(
             data=self._read(owner, photo_id, Part.RESULT), content_type=info["content_type"], extension=info["extension"],
             blurred_instead=tuple(info["blurred_instead"]), left_as_they_were=tuple(info["left_as_they_were"]),
+            made_by_ai=bool(info["made_by_ai"]), content_credentials=bool(info["content_credentials"]),
         )
 
     def cancel(self, owner: str) -> bool:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Collection
 
 from pipeline.analysis import analyze_photo, available_modes, process_photo
-from pipeline.config import load_config
+from pipeline.config import ProvenanceSettings, load_config
 from pipeline.models import load_models, resolve_device
+from pipeline.provenance import AI_MODES
 from pipeline.errors import PipelineError
 from pipeline.types import Face
 
@@ -39,6 +40,7 @@ class WorkerContext:
     models: Any
     store: PhotoStore
     device: str
+    provenance: ProvenanceSettings = ProvenanceSettings()
 
 
 _context: WorkerContext | None = None
@@ -51,7 +53,7 @@ def prepare_context(config: WorkersConfig, device: str) -> WorkerContext:
     models = load_models(config.pipeline, device=device)
     store = PhotoStore(connect_redis(config.redis.url), config.storage.ttl_seconds)
     store.connection.set(modes_key(), json.dumps(available_modes(models)))
-    _context = WorkerContext(models=models, store=store, device=device)
+    _context = WorkerContext(models=models, store=store, device=device, provenance=config.provenance)
     return _context
 
 
@@ -93,10 +95,11 @@ def analyze(photo_id: str) -> dict[str, Any]:
 def process(photo_id: str, keep: Collection[int], mode: str) -> dict[str, Any]:
     """Apply `mode` to every face of the photo not in `keep` and store the result.
 
-    Beside the result it stores its content type and extension, and the faces the
+    Beside the result it stores its content type and extension, the faces the
     mode could not change as asked: blurred instead (replace, when it cannot do so
     safely) or left as they were (unmask, for a face without a mask), so the chat
-    can say so.
+    can say so; and whether AI made some pixels and the file carries Content
+    Credentials, so the chat can disclose both.
     """
     context = get_context()
     photo = context.store.read(photo_id, Part.PHOTO)
@@ -105,7 +108,7 @@ def process(photo_id: str, keep: Collection[int], mode: str) -> dict[str, Any]:
         return EXPIRED_OUTCOME
     faces = tuple(Face.from_json(face) for face in json.loads(analysis_json)["faces"])
     try:
-        result = process_photo(photo, faces, keep, mode, context.models)
+        result = process_photo(photo, faces, keep, mode, context.models, context.provenance)
     except PipelineError as error:
         logger.info("photo %s refused: %s", photo_id, error.code)
         return describe_error(error)
@@ -114,6 +117,8 @@ def process(photo_id: str, keep: Collection[int], mode: str) -> dict[str, Any]:
         "extension": result.extension,
         "blurred_instead": [r.number for r in result.reports if r.mode == "blur" and mode != "blur"],
         "left_as_they_were": [r.number for r in result.reports if r.mode == "none"],
+        "made_by_ai": any(r.mode in AI_MODES for r in result.reports),
+        "content_credentials": context.provenance.enabled,
     }
     if not (
         context.store.write(photo_id, Part.RESULT, result.data)

@@ -359,7 +359,8 @@ class KakaoSkill:
                 url = self.links.result_url(owner, session.photo_id, reply.result.data, reply.result.extension, ttl_seconds)
                 image = simple_image(url, text("kakao_result_alt", language))
                 minutes = max(1, ttl_seconds // 60)
-                texts.append(f"{reply.text}\n{text('kakao_result_link', language, url=url, minutes=minutes)}")
+                link = "kakao_result_link_credentials" if reply.result.content_credentials else "kakao_result_link"
+                texts.append(f"{reply.text}\n{text(link, language, url=url, minutes=minutes)}")
                 result_photo_id = session.photo_id
         if session.state == State.CHOOSING and session.photo_id:
             quick_replies = self._controls(self.conversation.selection_of(session), language)

@@ -149,6 +149,6 @@ async def send_result(screen: Screen, reply: Reply) -> None:
         screen.chat_id,
         document=result.data,
         filename=f"faceprivacy.{result.extension}",
-        caption=text("result_document", screen.language),
+        caption=text("result_document_credentials" if result.content_credentials else "result_document", screen.language),
     )
     await asyncio.to_thread(screen.conversation.delivered, screen.owner, screen.photo_id)
