@@ -29,7 +29,8 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its queue.py would shadow the stdlib
 
 from bench.detect import PARTS, measure  # noqa: E402
-from pipeline import load_config, load_models  # noqa: E402
+from pipeline.config import load_config  # noqa: E402
+from pipeline.models import load_models  # noqa: E402
 from pipeline.analysis import change_faces, confirmed_faces  # noqa: E402
 from pipeline.batch import faces_to_change  # noqa: E402
 from pipeline.detection import detect_faces  # noqa: E402

@@ -276,8 +276,9 @@ def run_unmask(args: argparse.Namespace) -> None:
 
 
 def run_provenance(args: argparse.Namespace) -> None:
-    from pipeline import load_config
+    from pipeline.config import load_config
     from pipeline.errors import PhotoError
+    from pipeline.imageio import read_photo_file
     from pipeline.provenance.check import check_file, status_lines
 
     settings = load_config().provenance
@@ -285,7 +286,7 @@ def run_provenance(args: argparse.Namespace) -> None:
         print("\n".join(status_lines(settings)))
         return
     try:
-        report = check_file(read_image_bytes(args.file), settings)
+        report = check_file(read_photo_file(args.file), settings)
     except ValueError as error:
         raise PhotoError(f"{args.file}: {error}") from None
     if args.json:

@@ -56,7 +56,7 @@ def cached_models(detector: str = "retinaface_mobilenet0.25"):
 
 def assert_content_credentials(data: bytes, edited_by_ai: bool) -> None:
     """The delivered file still carries its valid, signed C2PA manifest, AI-made or not as expected."""
-    from pipeline import load_config
+    from pipeline.config import load_config
     from pipeline.provenance import AI_SOURCE_TYPE
     from pipeline.provenance.check import check_file
 

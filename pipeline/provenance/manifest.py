@@ -9,7 +9,6 @@ IPTC's digital source type. The library's own thumbnail of the result is off too
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 
