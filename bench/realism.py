@@ -5,8 +5,10 @@ changes, measured at full size on the result, in the face's own coordinates
 (`covering.face_frame`):
 
 - colour: ΔE (CIE76, LAB) between the median skin of the changed region and the
-  median skin of the rest of the face (both without their darkest quarter and
-  brightest tenth: eyes, brows, nostrils, lips, highlights);
+  median of the person's own skin where masks never reach (between the eyes, the
+  lower forehead), or of the rest of the face where the mode changed that too
+  (both without their darkest quarter and brightest tenth: eyes, brows, nostrils,
+  lips, highlights, hair);
 - seam: the mean ΔE step across the changed region's edge (the blend mask at
   one half), between the mean colour just inside and just outside each edge pixel;
 - sharpness: mean |Laplacian| of the changed region over that of the rest of the face;
@@ -43,7 +45,7 @@ from pipeline.analysis import change_faces_reported, find_faces  # noqa: E402
 from pipeline.modes.replace import MIN_FACE_PX  # noqa: E402
 from pipeline.modes.replace.colour import to_lab  # noqa: E402
 from pipeline.modes.replace.landmarks import LEFT_EYE, RIGHT_EYE, dlib_box_from_five, eye_ratio, find_landmarks68  # noqa: E402
-from pipeline.modes.unmask.covering import MASKED_THRESHOLD, face_frame  # noqa: E402
+from pipeline.modes.unmask.covering import MASKED_THRESHOLD, FaceFrame, face_frame, reference_skin  # noqa: E402
 from pipeline.regions import face_bounds, face_scale  # noqa: E402
 from tests.helpers import DATA, cached_models, photo_rgb  # noqa: E402
 
@@ -119,7 +121,11 @@ def measure(face: FaceView, region: np.ndarray) -> dict[str, float]:
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     inside = region & area
     rest = area & ~cv2.dilate(region.astype(np.uint8), disc).astype(bool)
-    new, own = skin_lab(lab, inside), skin_lab(lab, rest)
+    # The person's own skin: where masks never reach (between the eyes, the lower forehead) when the mode left it,
+    # else the rest of the face (replace mode changes the whole face).
+    frame = FaceFrame(face.u, face.v, face.eye_to_mouth)
+    own_region = reference_skin(frame) & rest
+    new, own = skin_lab(lab, inside), skin_lab(lab, own_region if own_region.sum() >= 16 else rest)
     colour = float(np.linalg.norm(new - own)) if new is not None and own is not None else np.nan
     # Seam: on each edge pixel, the mean colour within `reach` inside the region against the mean outside it.
     region_f = region.astype(np.float32)

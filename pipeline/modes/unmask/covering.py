@@ -14,7 +14,9 @@ here is measured from the landmarks, never from the box.
    (black and white masks), with shadows tolerated. Two cases are softened,
    because bare faces read as masked without it (18 of our 50 bare test faces):
    a pixel of skin hue and chroma is at most "maybe not skin" (warm light on the
-   chin, a pale forehead highlight as the reference), and in a black-and-white
+   chin, a pale forehead highlight as the reference; in colour photos also when
+   it is much lighter or darker, its chroma judged for its lightness: a smile's
+   lit cheeks, a face looking down into shade), and in a black-and-white
    photo only much darker pixels count (a moustache or a shadow is nearly as dark
    as a black mask; a full black beard still reads as one).
 3. The probability is a logistic of the share of the lower face that is not skin
@@ -49,7 +51,7 @@ DARKNESS_TOLERANCE = (30.0, 45.0)  # ... nor darker by more than this (black mas
 GREY_DARKNESS_TOLERANCE = (50.0, 65.0)  # ... in a black-and-white photo, where a moustache is as grey as a mask
 HAIR_DARKER = 20.0  # reference pixels this much darker (LAB L) than its bright quarter are hair, not skin
 SKIN_HUE_DEGREES = (15.0, 75.0)  # LAB hue angles of skin under ordinary light ...
-SKIN_LOCUS_MIN_CHROMA = 0.5  # ... with at least this share of the reference skin's chroma:
+SKIN_LOCUS_MIN_CHROMA = 0.5  # ... with at least this share of the reference skin's chroma (for their lightness):
 SKIN_LOCUS_DISTANCE = 0.5  # such a pixel's chroma distance is capped here
 GREY_CHROMA = 4.0  # reference skin with less chroma (LAB units) is a black-and-white photo
 NOT_SKIN = 1.0  # a pixel is not skin when its distance reaches this
@@ -161,14 +163,21 @@ def skin_distance(lab: np.ndarray, reference: np.ndarray) -> np.ndarray:
     spread = float(np.clip(1.4826 * np.median(np.hypot(*(values[:, 1:] - centre[1:]).T)), *CHROMA_SPREAD_LIMITS))
     chroma = np.hypot(lab[..., 1] - centre[1], lab[..., 2] - centre[2]) / (3.5 * spread)
     reference_chroma = float(np.hypot(*centre[1:]))
-    hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1]))
-    skin_hued = (hue > SKIN_HUE_DEGREES[0]) & (hue < SKIN_HUE_DEGREES[1])
-    skin_hued &= np.hypot(lab[..., 1], lab[..., 2]) > SKIN_LOCUS_MIN_CHROMA * reference_chroma
-    chroma = np.where(skin_hued, np.minimum(chroma, SKIN_LOCUS_DISTANCE), chroma)
-    lighter = (lab[..., 0] - centre[0] - LIGHTNESS_TOLERANCE[0]) / (LIGHTNESS_TOLERANCE[1] - LIGHTNESS_TOLERANCE[0])
+    lighter = (lab[..., 0] - centre[0] - LIGHTNESS_TOLERANCE[0]) / (LIGHTNESS_TOLERANCE[1] - LIGHTNESS_TOLERANCE[0]) + 1.0
     dark_from, dark_to = DARKNESS_TOLERANCE if reference_chroma >= GREY_CHROMA else GREY_DARKNESS_TOLERANCE
-    darker = (centre[0] - lab[..., 0] - dark_from) / (dark_to - dark_from)
-    return np.maximum.reduce([chroma, lighter + 1.0, darker + 1.0]).astype(np.float32)
+    darker = (centre[0] - lab[..., 0] - dark_from) / (dark_to - dark_from) + 1.0
+    # A pixel of skin hue and chroma is at most "maybe not skin". In colour photos also when it is much lighter or
+    # darker (a smile's lit cheeks, a face looking down into shade), its chroma then judged for its lightness:
+    # white, black and grey masks have next to none.
+    hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1]))
+    colour_photo = reference_chroma >= GREY_CHROMA
+    for_lightness = np.minimum(1.0, lab[..., 0] / max(float(centre[0]), 1.0)) if colour_photo else 1.0
+    skin_hued = (hue > SKIN_HUE_DEGREES[0]) & (hue < SKIN_HUE_DEGREES[1])
+    skin_hued &= np.hypot(lab[..., 1], lab[..., 2]) > SKIN_LOCUS_MIN_CHROMA * reference_chroma * for_lightness
+    chroma = np.where(skin_hued, np.minimum(chroma, SKIN_LOCUS_DISTANCE), chroma)
+    if colour_photo:
+        lighter, darker = (np.where(skin_hued, np.minimum(term, SKIN_LOCUS_DISTANCE), term) for term in (lighter, darker))
+    return np.maximum.reduce([chroma, lighter, darker]).astype(np.float32)
 
 
 def refine_with_grabcut(crop: np.ndarray, distance: np.ndarray, frame: FaceFrame) -> np.ndarray:
