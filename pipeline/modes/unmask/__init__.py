@@ -12,17 +12,28 @@ Per face not kept:
    pose, a closed neutral mouth, no synthetic person twice in a photo;
 4. estimate the hidden landmarks: the donor's whole 68-point shape is fitted
    with an affine transform to the target's visible eyes and brows plus the
-   detector's five points (`transplant.fit_donor_shape`); the donor is warped by
-   that same transform, so its nose, mouth and chin land on the estimate;
+   detector's five points (`transplant.fit_donor_shape`), then kept to a face's
+   proportions and no wider than the person's head (`transplant.limit_to_head`);
+   the donor is warped by that same transform, so its nose, mouth and chin land
+   on the estimate;
 5. give it the target's colour and light from the target's visible skin
-   (`replace.colour`); when replace mode has its published networks (SimSwap
+   (between the eyes, the forehead, the cheeks under the eyes; `replace.colour`);
+   where the person's jaw line is wider than the donor's, the donor's skin is
+   carried out to it; when replace mode has its published networks (SimSwap
    and ArcFace), harmonise the whole composited face with the identity swap,
    using the identity ArcFace embeds from the person's own (masked) face
    (`PublishedSwap.harmonise`), so the new lower face follows the person's
-   upper face; then the photo's resolution and grain;
-6. blend with the covering's pixel mask, dilated and feathered, limited to the
-   face below the eyes (`transplant.unmask_blend_mask`): never a hard edge, and
-   nothing outside that region changes, harmonised or not.
+   upper face;
+6. blend where the covering is, its notches filled and grown over its top edge
+   and rims, off the eyes (`transplant.unmask_blend_mask`). The transplant ends
+   at the photo's own pixels: blurred or sharpened to the face's own detail, the
+   photo's grain added, and joined to the person's skin, neck and background by
+   a membrane (gradient-domain blending, `transplant.membrane_join`), then
+   feathered: never a hard edge, and nothing outside that region changes,
+   harmonised or not.
+
+A masked face whose lower face is behind a nearer face (its box and hair) is
+left as it is: a new lower face would be painted over the other person.
 
 No identity check runs: the lower face is a stranger's, the eyes are the
 person's own. A masked face too small to fit landmarks is left unchanged and

@@ -1,4 +1,5 @@
-"""Donor lower-face transplant: hidden landmarks from the visible ones, the donor warped onto them, a soft mask.
+"""Donor lower-face transplant: hidden landmarks from the visible ones, the donor warped onto them, a soft mask,
+and the finish in the photo's own pixels (detail, grain, a membrane joining the colours).
 
 Plain numpy and OpenCV on 68×2 landmark arrays (dlib's iBUG layout) in the
 pixels of replace mode's work crop.
@@ -24,7 +25,7 @@ JAW_INSET = 0.02  # the donor's pixels stop this far inside the estimated jaw (n
 CHEEK_SPREAD = 0.08  # the donor's skin is carried outwards by a normalised blur of this sigma (fraction of the face size)
 INPAINT_RADIUS = 0.05  # OpenCV inpainting radius, as a fraction of the face size
 MAX_EYE_DISAGREEMENT = 0.2  # dlib's eyes further than this from the detector's (eye-to-mouth distances) are not trusted
-BELOW_EYES = (-0.09, -0.03)  # the blend fades in between these depths (eye-to-mouth distances below the eyes) ...
+BELOW_EYES = (-0.05, 0.01)  # the blend fades in between these depths (eye-to-mouth distances below the eyes) ...
 EYE_GUARD = (0.3, 0.1)  # ... and never over the eyes: ellipses of these half-axes (eye distances) around the detector's eyes
 MAX_STRETCH = 1.12  # the donor is stretched at most this much more in one direction than the other
 HEAD_WIDTH = 1.05  # the donor's cheek-to-cheek width is at most this share of the target's (dlib's jaw points 1 and 15)
