@@ -112,8 +112,14 @@ def match_sharpness(
         small = (max(1, round(width / work_scale)), max(1, round(height / work_scale)))
         donor = cv2.resize(cv2.resize(donor, small, interpolation=cv2.INTER_AREA), (width, height), interpolation=cv2.INTER_LINEAR)
     target_gray = cv2.cvtColor(target, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    target_detail = detail_level(target_gray, weights)
     pixel = max(1.0, work_scale)
-    best = matched_blur(donor, target_gray, weights, pixel)
+    best = donor
+    for sigma in BLUR_STEPS:
+        candidate = donor if sigma == 0 else cv2.GaussianBlur(donor, (0, 0), sigma * pixel)
+        best = candidate
+        if detail_level(cv2.cvtColor(candidate, cv2.COLOR_RGB2GRAY).astype(np.float32), weights) <= 1.05 * target_detail:
+            break
     target_noise = noise_level(target_gray, weights)
     donor_noise = noise_level(cv2.cvtColor(best, cv2.COLOR_RGB2GRAY).astype(np.float32), weights)
     extra = np.sqrt(max(0.0, target_noise**2 - donor_noise**2))
@@ -121,18 +127,6 @@ def match_sharpness(
         grain = np.random.default_rng(seed).normal(0.0, extra, (height // max(1, round(pixel)) + 1, width // max(1, round(pixel)) + 1))
         grain = cv2.resize(grain.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)
         best = np.clip(best.astype(np.float32) + grain[..., None], 0, 255).astype(np.uint8)
-    return best
-
-
-def matched_blur(donor: np.ndarray, target_gray: np.ndarray, weights: np.ndarray, pixel: float = 1.0) -> np.ndarray:
-    """The donor blurred by the least of `BLUR_STEPS` (in units of `pixel`) that leaves it no crisper than the target
-    (`detail_level` under the weights)."""
-    target_detail = detail_level(target_gray, weights)
-    best = donor
-    for sigma in BLUR_STEPS:
-        best = donor if sigma == 0 else cv2.GaussianBlur(donor, (0, 0), sigma * pixel)
-        if detail_level(cv2.cvtColor(best, cv2.COLOR_RGB2GRAY).astype(np.float32), weights) <= 1.05 * target_detail:
-            break
     return best
 
 

@@ -53,7 +53,7 @@ import numpy as np
 from pipeline.align import compose, transform_points, warp_antialiased
 from pipeline.modes import FaceReport, ModeOutput
 from pipeline.modes.replace import MAX_YAW, MIN_FACE_PX, PreparedFace, donor_label, load_donor, prepare_face
-from pipeline.modes.replace.colour import match_sharpness, matched_blur, to_lab
+from pipeline.modes.replace.colour import match_sharpness, to_lab
 from pipeline.modes.replace.donors import Donor, Target, median_skin_lab, rank_donors
 from pipeline.modes.replace.landmarks import eye_band, eye_ratio, face_features, five_from_68
 from pipeline.modes.unmask.covering import (
@@ -62,7 +62,7 @@ from pipeline.modes.unmask.covering import (
 from pipeline.modes.unmask.dataset import sample_matrix
 from pipeline.modes.unmask.inpaint import UnmaskNetworks, holes_from_probabilities, inpaint_face, predict_masks
 from pipeline.modes.unmask.transplant import (
-    covering_in_crop, filled_covering, grown_covering, membrane_join, render_lower_face, sharpened_to, unmask_blend_mask, with_photo_grain,
+    covering_in_crop, filled_covering, grown_covering, matched_detail, membrane_join, render_lower_face, unmask_blend_mask,
 )
 from pipeline.paste import blend
 from pipeline.regions import face_scale
@@ -75,6 +75,7 @@ NEUTRAL_MAX_MOUTH_OPEN = 0.05  # donors with the mouth open wider than this are 
 NEUTRAL_MAX_SMILE = 0.9  # ... and those smiling wider than this
 NEUTRAL_EXPRESSIONS = ("", "neutral")  # ... and those acting another expression on the openpeople sheet (a frown, ...)
 SKIN_DEPTH = 0.2  # the target's colour reference ends this far below the eyes (eye-to-mouth distances)
+UPPER_FACE = (-0.9, 0.3, 1.1)  # the upper face whose detail the new lower face gets: v from, v to, |u| below
 CHEEKS = (0.3, 0.95, 0.12, 0.5)  # the cheeks under the eyes: |u| and v ranges (eye distances, eye-to-mouth distances)
 CHIN_DEPTH = 0.7  # the chin lies about this far below the mouth (eye-to-mouth distances)
 HAIR_HEIGHT = 0.4  # a face's hair reaches this share of its box's height above the box
@@ -219,7 +220,7 @@ class UnmaskChanger:
     def finish_in_photo(self, face: Face, prepared: PreparedFace, rendered: np.ndarray, mask: np.ndarray,
                         masked: np.ndarray, reference: np.ndarray, how: str, donor: str) -> ModeOutput:
         """Path (b) ends at the photo's own pixels: the work crop is axis-aligned and only scaled, so it is brought back
-        to the photo's size, where the photo's sharpness and grain are matched and the new lower face is joined to the
+        to the photo's size, where the upper face's sharpness and the photo's grain are matched and the new lower face is joined to the
         person's own skin by a membrane (`transplant.membrane_join`)."""
         sx, sy = prepared.matrix[0, 0], prepared.matrix[1, 1]
         x1, y1 = int(round(-prepared.matrix[0, 2] / sx)), int(round(-prepared.matrix[1, 2] / sy))
@@ -228,14 +229,13 @@ class UnmaskChanger:
         size = (base.shape[1], base.shape[0])
         shrink = cv2.INTER_AREA if prepared.scale > 1 else cv2.INTER_LINEAR
         new = cv2.resize(rendered, size, interpolation=shrink)
-        weights = cv2.resize(reference.astype(np.float32), size, interpolation=shrink)
-        base_gray = cv2.cvtColor(base, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        new = sharpened_to(matched_blur(new, base_gray, weights), base_gray, weights)
         matrix = np.array([[1.0, 0.0, -x1], [0.0, 1.0, -y1]])
         mask = self.spare_bare_faces(cv2.resize(mask, size, interpolation=shrink), matrix)
-        new = with_photo_grain(new, base, mask, seed=face.number)
         masked = cv2.resize(masked, size, interpolation=shrink)
-        joined = membrane_join(base, new, mask, masked, face_frame(base.shape[:2], np.asarray(face.landmarks) - (x1, y1)).eye_to_mouth_px)
+        frame = face_frame(base.shape[:2], np.asarray(face.landmarks) - (x1, y1))
+        upper = (frame.v > UPPER_FACE[0]) & (frame.v < UPPER_FACE[1]) & (np.abs(frame.u) < UPPER_FACE[2]) & (masked < 0.5)
+        new = matched_detail(new, base, mask, upper, seed=face.number)
+        joined = membrane_join(base, new, mask, masked, frame.eye_to_mouth_px)
         self.reports.append(FaceReport(face.number, "unmask", donor=donor, reason=how))
         return ModeOutput(crop=joined, mask=mask, matrix=matrix)
 

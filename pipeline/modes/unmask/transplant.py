@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from pipeline.align import compose, transform_points
-from pipeline.modes.replace.colour import detail_level, transfer_colour
+from pipeline.modes.replace.colour import transfer_colour
 from pipeline.modes.replace.landmarks import BROWS, JAW, LEFT_EYE, RIGHT_EYE, face_outline, feature_mask, fill_polygon, five_from_68
 from pipeline.modes.unmask.covering import Covering, face_frame
 
@@ -33,7 +33,7 @@ MEMBRANE_WIDTH = 48  # the colour membrane is solved with the face this many pix
 MEMBRANE_STEPS = 400  # Jacobi iterations at that size
 MEMBRANE_REACH = 15.0  # the membrane corrects the colour by at most this much (RGB): it joins, the colour transfer colours
 MEMBRANE_LIMIT = 40.0  # border pixels this different from the new ones (RGB) are another thing (an eyelash, hair): free
-SHARPEN_STEPS = (0.0, 0.5, 1.0, 1.5)  # unsharp amounts tried, least first
+DETAIL_STEPS = (-1.6, -1.2, -0.8, -0.5, 0.0, 0.5, 1.0, 1.5)  # tried: below 0 a Gaussian blur of that sigma, else an unsharp amount
 NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # Immerkær's noise estimator
 
 
@@ -251,17 +251,33 @@ def membrane_join(base: np.ndarray, new: np.ndarray, mask: np.ndarray, masked: n
     return np.clip(np.round(new.astype(np.float32) + offset), 0, 255).astype(np.uint8)
 
 
-def sharpened_to(new: np.ndarray, target_gray: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """`new` unsharp-masked by the least of `SHARPEN_STEPS` that makes it as crisp as the target (`detail_level` under
-    the weights): a donor resampled twice is softer than a photo's own faces, JPEG and camera sharpening included."""
-    wanted = detail_level(target_gray, weights)
+def matched_detail(new: np.ndarray, base: np.ndarray, mask: np.ndarray, upper: np.ndarray, seed: int) -> np.ndarray:
+    """`new` blurred or sharpened (`DETAIL_STEPS`), with the photo's grain, so that its fine detail under the mask
+    (mean |Laplacian|) comes closest to that of the person's own upper face (`upper`, bool): a real face's lower
+    half is about as crisp as its upper half, and a donor resampled twice is softer than a photo's own faces, or
+    crisper than a soft one."""
+    inside = mask >= 0.5
+    if upper.sum() < 16 or inside.sum() < 16:
+        return with_photo_grain(new, base, mask, seed)
+    wanted = max(laplacian_level(base, upper), 1e-3)
     soft = cv2.GaussianBlur(new, (0, 0), 1.0).astype(np.float32)
-    best = new
-    for amount in SHARPEN_STEPS:
-        best = np.clip(np.round(new + amount * (new.astype(np.float32) - soft)), 0, 255).astype(np.uint8)
-        if detail_level(cv2.cvtColor(best, cv2.COLOR_RGB2GRAY).astype(np.float32), weights) >= 0.95 * wanted:
-            break
+    best, best_gap = new, np.inf
+    for step in DETAIL_STEPS:
+        if step < 0:
+            candidate = cv2.GaussianBlur(new, (0, 0), -step)
+        else:
+            candidate = np.clip(np.round(new + step * (new.astype(np.float32) - soft)), 0, 255).astype(np.uint8)
+        candidate = with_photo_grain(candidate, base, mask, seed)
+        gap = abs(np.log(max(laplacian_level(candidate, inside), 1e-3) / wanted))
+        if gap < best_gap:
+            best, best_gap = candidate, gap
     return best
+
+
+def laplacian_level(image: np.ndarray, where: np.ndarray) -> float:
+    """Mean |Laplacian| of the grey image under a bool mask: how much fine detail (edges, texture, grain) it has."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(np.abs(cv2.Laplacian(gray, cv2.CV_32F))[where].mean())
 
 
 def photo_noise(gray: np.ndarray, where: np.ndarray) -> float:
