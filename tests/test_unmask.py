@@ -18,8 +18,9 @@ from pipeline.modes.replace.donors import Candidate
 from pipeline.modes.replace.landmarks import (
     INNER_LIPS, JAW, LEFT_EYE, NOSE, OUTER_LIPS, RIGHT_EYE, face_features, five_from_68,
 )
+from pipeline.modes.replace.colour import to_lab
 from pipeline.modes.unmask.covering import (
-    MASKED_THRESHOLD, MIN_COVERED_SHARE, face_frame, find_covering, lower_face, mask_probability,
+    MASKED_THRESHOLD, MIN_COVERED_SHARE, face_frame, find_covering, lower_face, mask_probability, reference_skin,
 )
 from pipeline.selection import default_keep_for_mode
 from pipeline.modes.unmask.transplant import fit_donor_shape, render_lower_face
@@ -246,16 +247,23 @@ def unmasked_faces():
 
 
 def test_the_masks_top_edge_is_gone():
-    # The old blend faded in only below the lower lids, so a mask riding up to them left its top edge
-    # as a light sliver under the eyes. Measured: 0 of 6 pixels of the mask under the eyes left as they were
-    # (the old transplant: about a third).
+    # The old blend faded in only below the lower lids, so a mask riding up to them left its top edge as a light
+    # sliver under the eyes. Measured, the share of the mask's pixels just under the eyes whose new colour is still
+    # nearer the mask's than the person's skin: 0.05 on average over the faces it can be measured on, at most 0.10
+    # (the old transplant: 0.20, up to 0.34).
     image, _, _, result, _ = unmasked_crowd()
+    before, after = to_lab(image), to_lab(result)
+    shares = []
     for face, covered, frame in unmasked_faces():
-        under_eyes = covered & (frame.v > 0.1) & (frame.v < 0.4) & (np.abs(frame.u) < 0.9)
+        under_eyes = covered & (frame.v > 0.0) & (frame.v < 0.2) & (np.abs(frame.u) < 0.9)
         if under_eyes.sum() < 10:
             continue
-        change = np.abs(image[under_eyes].astype(int) - result[under_eyes].astype(int)).max(axis=1)
-        assert (change < 8).mean() < 0.1, f"face {face.number}: {(change < 8).mean():.0%} of the mask's top edge left"
+        mask_colour = np.median(before[covered & (frame.v > 0.6) & (frame.v < 1.4)], axis=0)
+        skin = np.median(before[reference_skin(frame)], axis=0)
+        new = after[under_eyes]
+        shares.append(float((np.linalg.norm(new - mask_colour, axis=1) < np.linalg.norm(new - skin, axis=1)).mean()))
+    assert len(shares) >= 3
+    assert np.mean(shares) <= 0.1 and max(shares) <= 0.2, np.round(shares, 2)
 
 
 def detail(gray: np.ndarray, where: np.ndarray) -> float:
