@@ -315,3 +315,11 @@ def test_a_masked_face_behind_a_nearer_person_is_not_painted_over_their_hair():
             x1, y1, x2, y2 = (int(round(v)) for v in face.box)
             hair = (slice(max(0, int(y1 - 0.4 * (y2 - y1))), y1), slice(max(0, x1), x2))
             assert np.array_equal(image[hair], result[hair]), f"face {face.number}'s hair was painted over"
+
+
+def test_a_black_and_white_photo_stays_black_and_white():
+    grey = np.repeat(cv2.cvtColor(photo_rgb(CROWD), cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    faces, _ = find_faces(grey, cached_models())
+    result, reports = change_faces_reported(grey, faces, set(), "unmask", cached_models())
+    assert any(report.mode == "unmask" for report in reports)
+    assert np.ptp(result.astype(int), axis=2).max() == 0

@@ -229,6 +229,8 @@ class UnmaskChanger:
         size = (base.shape[1], base.shape[0])
         shrink = cv2.INTER_AREA if prepared.scale > 1 else cv2.INTER_LINEAR
         new = cv2.resize(rendered, size, interpolation=shrink)
+        if np.ptp(base.astype(np.int16), axis=2).max() <= 1:  # a black-and-white photo stays so, sharpened or not
+            new = cv2.cvtColor(cv2.cvtColor(new, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
         matrix = np.array([[1.0, 0.0, -x1], [0.0, 1.0, -y1]])
         mask = self.spare_bare_faces(cv2.resize(mask, size, interpolation=shrink), matrix)
         masked = cv2.resize(masked, size, interpolation=shrink)
