@@ -3,7 +3,8 @@
 Two paths:
 
 - donor transplant (what runs out of the box): mask finder, landmarks, donor
-  choice, transplant (warp, colour, inpainted edges), grain, paste;
+  choice, transplant (warp, colour, inpainted edges), detail and grain, the
+  membrane joining colours, paste;
 - trained networks (`weights/unmask.pt`, path (a)): mask finder, landmarks,
   networks, grain, paste. Without `--checkpoint`, the networks have the
   default widths with random weights, saved in our format: they time the same
@@ -52,9 +53,13 @@ STAGES = {
     "inpainter": (inpaint, "inpaint_face", unmask_mode),
     "harmonise (SimSwap)": (PublishedSwap, "harmonise", None),
     "grain": (colour, "match_sharpness", unmask_mode),
+    "detail and grain": (transplant, "matched_detail", unmask_mode),
+    "membrane": (transplant, "membrane_join", unmask_mode),
     "paste": (analysis, "paste_back", None),
 }
-TRANSPLANT_STAGES = ("mask finder", "landmarks", "donor choice", "transplant (warp, colour, edges)", "harmonise (SimSwap)", "grain", "paste")
+TRANSPLANT_STAGES = (
+    "mask finder", "landmarks", "donor choice", "transplant (warp, colour, edges)", "harmonise (SimSwap)", "detail and grain", "membrane", "paste",
+)
 NETWORK_STAGES = ("mask finder", "landmarks", "segmenter", "inpainter", "harmonise (SimSwap)", "grain", "paste")
 PHOTOS = ("kagglemask_maksssksksss52.jpg", "kagglemask_maksssksksss389.jpg")
 

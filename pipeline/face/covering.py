@@ -14,7 +14,9 @@ here is measured from the landmarks, never from the box.
    (black and white masks), with shadows tolerated. Two cases are softened,
    because bare faces read as masked without it (18 of our 50 bare test faces):
    a pixel of skin hue and chroma is at most "maybe not skin" (warm light on the
-   chin, a pale forehead highlight as the reference), and in a black-and-white
+   chin, a pale forehead highlight as the reference; for the probability, in
+   colour photos also when it is much lighter or darker, its chroma judged for
+   its lightness: a smile's lit cheeks, a face looking down into shade), and in a black-and-white
    photo only much darker pixels count (a moustache or a shadow is nearly as dark
    as a black mask; a full black beard still reads as one).
 3. The probability is a logistic of the share of the lower face that is not skin
@@ -51,6 +53,8 @@ HAIR_DARKER = 20.0  # reference pixels this much darker (LAB L) than its bright 
 SKIN_HUE_DEGREES = (15.0, 75.0)  # LAB hue angles of skin under ordinary light ...
 SKIN_LOCUS_MIN_CHROMA = 0.5  # ... with at least this share of the reference skin's chroma:
 SKIN_LOCUS_DISTANCE = 0.5  # such a pixel's chroma distance is capped here
+SKIN_HUE_TOLERANCE = 16.0  # skin in light or shade keeps its hue within this many degrees ...
+RELIT_MAX_CHROMA = 1.5  # ... and at most this share of its chroma (for its lightness)
 GREY_CHROMA = 4.0  # reference skin with less chroma (LAB units) is a black-and-white photo
 NOT_SKIN = 1.0  # a pixel is not skin when its distance reaches this
 GRABCUT_ITERATIONS = 3
@@ -150,8 +154,13 @@ def covering_region(frame: FaceFrame) -> np.ndarray:
     return (v > 0.25) & (v < 2.1) & ((u / 1.05) ** 2 + ((v - 1.15) / 1.0) ** 2 < 1.0)
 
 
-def skin_distance(lab: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Per pixel, how far from the reference skin (1 = surely not skin); h×w float32."""
+def skin_distance(lab: np.ndarray, reference: np.ndarray, light_and_shade: bool = False) -> np.ndarray:
+    """Per pixel, how far from the reference skin (1 = surely not skin); h×w float32.
+
+    With `light_and_shade`, skin far lighter or darker than the reference still
+    counts as "maybe skin" when its hue and chroma say so: right for whether a
+    face is masked at all, too generous for where a mask's shaded folds are.
+    """
     values = lab[reference]
     if values.shape[0] < 8:
         return np.zeros(lab.shape[:2], dtype=np.float32)
@@ -161,14 +170,25 @@ def skin_distance(lab: np.ndarray, reference: np.ndarray) -> np.ndarray:
     spread = float(np.clip(1.4826 * np.median(np.hypot(*(values[:, 1:] - centre[1:]).T)), *CHROMA_SPREAD_LIMITS))
     chroma = np.hypot(lab[..., 1] - centre[1], lab[..., 2] - centre[2]) / (3.5 * spread)
     reference_chroma = float(np.hypot(*centre[1:]))
-    hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1]))
-    skin_hued = (hue > SKIN_HUE_DEGREES[0]) & (hue < SKIN_HUE_DEGREES[1])
-    skin_hued &= np.hypot(lab[..., 1], lab[..., 2]) > SKIN_LOCUS_MIN_CHROMA * reference_chroma
-    chroma = np.where(skin_hued, np.minimum(chroma, SKIN_LOCUS_DISTANCE), chroma)
-    lighter = (lab[..., 0] - centre[0] - LIGHTNESS_TOLERANCE[0]) / (LIGHTNESS_TOLERANCE[1] - LIGHTNESS_TOLERANCE[0])
+    lighter = (lab[..., 0] - centre[0] - LIGHTNESS_TOLERANCE[0]) / (LIGHTNESS_TOLERANCE[1] - LIGHTNESS_TOLERANCE[0]) + 1.0
     dark_from, dark_to = DARKNESS_TOLERANCE if reference_chroma >= GREY_CHROMA else GREY_DARKNESS_TOLERANCE
-    darker = (centre[0] - lab[..., 0] - dark_from) / (dark_to - dark_from)
-    return np.maximum.reduce([chroma, lighter + 1.0, darker + 1.0]).astype(np.float32)
+    darker = (centre[0] - lab[..., 0] - dark_from) / (dark_to - dark_from) + 1.0
+    # A pixel of skin hue and chroma is at most "maybe not skin". With `light_and_shade`, in colour photos also
+    # when it is much lighter or darker (a smile's lit cheeks, a face looking down into shade), its chroma then
+    # judged for its lightness: white, black and grey masks have next to none.
+    hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1]))
+    pixel_chroma = np.hypot(lab[..., 1], lab[..., 2])
+    skin_hued = (hue > SKIN_HUE_DEGREES[0]) & (hue < SKIN_HUE_DEGREES[1]) & (pixel_chroma > SKIN_LOCUS_MIN_CHROMA * reference_chroma)
+    if light_and_shade and reference_chroma >= GREY_CHROMA:
+        # The skin's own hue, its chroma in proportion to its lightness: the same skin in more or less light.
+        for_lightness = lab[..., 0] / max(float(centre[0]), 1.0)
+        own_hue = np.abs((hue - np.degrees(np.arctan2(centre[2], centre[1])) + 180.0) % 360.0 - 180.0) < SKIN_HUE_TOLERANCE
+        relit = own_hue & (pixel_chroma > SKIN_LOCUS_MIN_CHROMA * reference_chroma * np.minimum(1.0, for_lightness))
+        relit &= pixel_chroma < RELIT_MAX_CHROMA * reference_chroma * np.maximum(1.0, for_lightness)
+        skin_hued |= relit
+        lighter, darker = (np.where(relit, np.minimum(term, SKIN_LOCUS_DISTANCE), term) for term in (lighter, darker))
+    chroma = np.where(skin_hued, np.minimum(chroma, SKIN_LOCUS_DISTANCE), chroma)
+    return np.maximum.reduce([chroma, lighter, darker]).astype(np.float32)
 
 
 def refine_with_grabcut(crop: np.ndarray, distance: np.ndarray, frame: FaceFrame) -> np.ndarray:
@@ -226,15 +246,15 @@ def find_covering(image: np.ndarray, landmarks5, with_pixels: bool = True) -> Co
     crop, matrix, five = working_crop(image, landmarks5)
     frame = face_frame(crop.shape[:2], five)
     lab = to_lab(cv2.GaussianBlur(crop, (0, 0), 0.8))
-    distance = skin_distance(lab, reference_skin(frame))
     core = lower_face(frame)
     if core.sum() < 8:
         return Covering(0.0, np.zeros(crop.shape[:2], np.float32), matrix, 0.0, 0.0)
-    share = float(np.clip(distance[core], 0.0, 1.0).mean())
+    share = float(np.clip(skin_distance(lab, reference_skin(frame), light_and_shade=True)[core], 0.0, 1.0).mean())
     probability = float(1.0 / (1.0 + np.exp(-(share - SHARE_CENTRE) / SHARE_SLOPE)))
     pixels = np.zeros(crop.shape[:2], np.float32)
     covered = 0.0
     if probability >= MASKED_THRESHOLD and with_pixels:
+        distance = skin_distance(lab, reference_skin(frame))
         found = grow_by_mask_colour(lab, refine_with_grabcut(crop, distance, frame), distance, frame)
         covered = float(found[core].mean())
         # A face this sure to be masked is covered from the nose to the chin, whatever

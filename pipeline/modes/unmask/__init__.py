@@ -12,17 +12,28 @@ Per face not kept:
    pose, a closed neutral mouth, no synthetic person twice in a photo;
 4. estimate the hidden landmarks: the donor's whole 68-point shape is fitted
    with an affine transform to the target's visible eyes and brows plus the
-   detector's five points (`transplant.fit_donor_shape`); the donor is warped by
-   that same transform, so its nose, mouth and chin land on the estimate;
+   detector's five points (`transplant.fit_donor_shape`), then kept to a face's
+   proportions and no wider than the person's head (`transplant.limit_to_head`);
+   the donor is warped by that same transform, so its nose, mouth and chin land
+   on the estimate;
 5. give it the target's colour and light from the target's visible skin
-   (`face.colour`); when replace mode has its published networks (SimSwap
+   (between the eyes, the forehead, the cheeks under the eyes; `face.colour`);
+   where the person's jaw line is wider than the donor's, the donor's skin is
+   carried out to it; when replace mode has its published networks (SimSwap
    and ArcFace), harmonise the whole composited face with the identity swap,
    using the identity ArcFace embeds from the person's own (masked) face
    (`PublishedSwap.harmonise`), so the new lower face follows the person's
-   upper face; then the photo's resolution and grain;
-6. blend with the covering's pixel mask, dilated and feathered, limited to the
-   face below the eyes (`transplant.unmask_blend_mask`): never a hard edge, and
-   nothing outside that region changes, harmonised or not.
+   upper face;
+6. blend where the covering is, its notches filled and grown over its top edge
+   and rims, off the eyes (`transplant.unmask_blend_mask`). The transplant ends
+   at the photo's own pixels: blurred or sharpened to the face's own detail, the
+   photo's grain added, and joined to the person's skin, neck and background by
+   a membrane (gradient-domain blending, `transplant.membrane_join`), then
+   feathered: never a hard edge, and nothing outside that region changes,
+   harmonised or not.
+
+A masked face whose lower face is behind a nearer face (its box and hair) is
+left as it is: a new lower face would be painted over the other person.
 
 No identity check runs: the lower face is a stranger's, the eyes are the
 person's own. A masked face too small to fit landmarks is left unchanged and
@@ -48,7 +59,9 @@ from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face,
 from pipeline.face.donors import Donor, Target, donor_label, load_donor, median_skin_lab, rank_donors
 from pipeline.face.landmarks import eye_band, eye_ratio, face_features, five_from_68
 from pipeline.modes.unmask.inpaint import UnmaskNetworks, holes_from_probabilities, inpaint_face, predict_masks
-from pipeline.modes.unmask.transplant import render_lower_face, unmask_blend_mask
+from pipeline.modes.unmask.transplant import (
+    filled_covering, grown_covering, matched_detail, membrane_join, render_lower_face, unmask_blend_mask,
+)
 from pipeline.paste import blend
 from pipeline.regions import face_scale
 from pipeline.types import MASKED_THRESHOLD, Face, FaceReport, ModeOutput
@@ -60,6 +73,11 @@ NEUTRAL_MAX_MOUTH_OPEN = 0.05  # donors with the mouth open wider than this are 
 NEUTRAL_MAX_SMILE = 0.9  # ... and those smiling wider than this
 NEUTRAL_EXPRESSIONS = ("", "neutral")  # ... and those acting another expression on the openpeople sheet (a frown, ...)
 SKIN_DEPTH = 0.2  # the target's colour reference ends this far below the eyes (eye-to-mouth distances)
+UPPER_FACE = (-0.9, 0.3, 1.1)  # the upper face whose detail the new lower face gets: v from, v to, |u| below
+CHEEKS = (0.3, 0.95, 0.12, 0.5)  # the cheeks under the eyes: |u| and v ranges (eye distances, eye-to-mouth distances)
+CHIN_DEPTH = 0.7  # the chin lies about this far below the mouth (eye-to-mouth distances)
+HAIR_HEIGHT = 0.4  # a face's hair reaches this share of its box's height above the box
+MAX_HIDDEN_SHARE = 0.3  # a lower face more covered than this by a nearer face's box is left as it is
 MIN_EYE_RATIO = 0.8  # five-point eye distance / eye-to-mouth below this is a profile view (as in the donor pool)
 
 
@@ -83,12 +101,15 @@ def unchanged(crop_shape: tuple[int, int], matrix: np.ndarray) -> ModeOutput:
 def own_skin(crop: np.ndarray, five: np.ndarray, band: np.ndarray, covered: np.ndarray) -> np.ndarray:
     """The target's own visible skin, for colour and light (h×w float32).
 
-    The band between brows and nose (from dlib) and the skin between the eyes and
-    on the forehead (from the detector's points, in case dlib lost the face),
-    above the covering's reach, without pixels unlike the face's skin (hair, glasses).
+    The band between brows and nose (from dlib), the skin between the eyes and
+    on the forehead (from the detector's points, in case dlib lost the face) and
+    the cheeks under the eyes, where the covering leaves them, without pixels
+    unlike the face's skin (hair, glasses).
     """
     frame = face_frame(crop.shape[:2], five)
     upper = np.maximum(band, reference_skin(frame)) * (frame.v < SKIN_DEPTH)
+    cheeks = (np.abs(frame.u) > CHEEKS[0]) & (np.abs(frame.u) < CHEEKS[1]) & (frame.v > CHEEKS[2]) & (frame.v < CHEEKS[3])
+    upper = np.maximum(upper, cheeks)
     upper *= 1 - cv2.dilate(covered, np.ones((5, 5), np.uint8))
     distance = skin_distance(to_lab(crop), reference_skin(frame))
     skin = upper * (distance < 0.7)
@@ -123,6 +144,24 @@ class UnmaskChanger:
             mask[max(0, cy1) : max(0, cy2), max(0, cx1) : max(0, cx2)] = 0.0
         return mask
 
+    def hidden_behind_another_face(self, face: Face) -> bool:
+        """Whether a larger (nearer) face's box covers much of this face's lower face: what looks like its mask there
+        is the other person's hair or face, and a new lower face would be painted over them."""
+        points = np.asarray(face.landmarks, dtype=np.float64)
+        eye_to_mouth = float(np.hypot(*(points[3:].mean(axis=0) - points[:2].mean(axis=0))))
+        x1, x2 = points[:, 0].min(), points[:, 0].max()
+        y1, y2 = points[2, 1], points[3:, 1].mean() + CHIN_DEPTH * eye_to_mouth
+        area = max((x2 - x1) * (y2 - y1), 1e-6)
+        for other in self.faces:
+            if other.number == face.number or face_scale(other) <= face_scale(face):
+                continue
+            ox1, oy1, ox2, oy2 = other.box
+            oy1 -= HAIR_HEIGHT * (oy2 - oy1)  # the box stops at the forehead; the hair above hides faces behind it too
+            overlap = max(0.0, min(x2, ox2) - max(x1, ox1)) * max(0.0, min(y2, oy2) - max(y1, oy1))
+            if overlap / area > MAX_HIDDEN_SHARE:
+                return True
+        return False
+
     def leave(self, face: Face, covering: Covering, reason: str) -> ModeOutput:
         self.reports.append(FaceReport(number=face.number, mode="none", reason=reason))
         return unchanged(covering.pixels.shape, covering.matrix)
@@ -135,6 +174,8 @@ class UnmaskChanger:
         if face_scale(face) < MIN_FACE_PX or covering.pixels.sum() == 0:
             reason = f"too small (under {MIN_FACE_PX} px)" if face_scale(face) < MIN_FACE_PX else "mask found, but not where it is"
             return self.leave(face, covering, reason)
+        if self.hidden_behind_another_face(face):
+            return self.leave(face, covering, "its lower face is behind another face")
         prepared = prepare_face(self.image, face, self.resources.predictor)
         five = transform_points(face.landmarks, prepared.matrix)
         if abs(face_features(prepared.points).yaw) > MAX_YAW or eye_ratio(five) < MIN_EYE_RATIO:
@@ -161,15 +202,49 @@ class UnmaskChanger:
             return self.leave(face, covering, "the donor pool is empty")
         candidate = candidates[0]
         donor_image, donor_points = load_donor(self.resources.pool, candidate)
-        covered = covering_in_crop(covering, prepared.matrix, shape)
+        covered = filled_covering(covering_in_crop(covering, prepared.matrix, shape))
         visible = own_skin(crop, five, band, covered)
         rendered, _ = render_lower_face(donor_image, donor_points, crop, points, five, visible, covered, face_px)
         self.used_identities[candidate.donor.identity] += 1
         self.used_images[candidate.key] += 1
         how = f"mask probability {covering.probability:.2f}"
         log.info("face %d unmasked with %s", face.number, candidate.donor.id)
-        return self.finish(face, crop, rendered, covered, five, face_px, visible if visible.sum() >= 0.5 * band.sum() else band,
-                           prepared.matrix, prepared.scale, how, donor_label(candidate))
+        reference = visible if visible.sum() >= 0.5 * band.sum() else band
+        mask = unmask_blend_mask(covered, five, face_px)
+        rendered, how = self.harmonised(crop, rendered, mask, five, how)
+        masked = grown_covering(covered, five, face_px)
+        return self.finish_in_photo(face, prepared, rendered, mask, masked, reference, how, donor_label(candidate))
+
+    def finish_in_photo(self, face: Face, prepared: PreparedFace, rendered: np.ndarray, mask: np.ndarray,
+                        masked: np.ndarray, reference: np.ndarray, how: str, donor: str) -> ModeOutput:
+        """Path (b) ends at the photo's own pixels: the work crop is axis-aligned and only scaled, so it is brought back
+        to the photo's size, where the upper face's sharpness and the photo's grain are matched and the new lower face is joined to the
+        person's own skin by a membrane (`transplant.membrane_join`)."""
+        sx, sy = prepared.matrix[0, 0], prepared.matrix[1, 1]
+        x1, y1 = int(round(-prepared.matrix[0, 2] / sx)), int(round(-prepared.matrix[1, 2] / sy))
+        size = (int(round(rendered.shape[1] / sx)), int(round(rendered.shape[0] / sy)))
+        base = self.image[y1 : y1 + size[1], x1 : x1 + size[0]]
+        size = (base.shape[1], base.shape[0])
+        shrink = cv2.INTER_AREA if prepared.scale > 1 else cv2.INTER_LINEAR
+        new = cv2.resize(rendered, size, interpolation=shrink)
+        if np.ptp(base.astype(np.int16), axis=2).max() <= 1:  # a black-and-white photo stays so, sharpened or not
+            new = cv2.cvtColor(cv2.cvtColor(new, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        matrix = np.array([[1.0, 0.0, -x1], [0.0, 1.0, -y1]])
+        mask = self.spare_bare_faces(cv2.resize(mask, size, interpolation=shrink), matrix)
+        masked = cv2.resize(masked, size, interpolation=shrink)
+        frame = face_frame(base.shape[:2], np.asarray(face.landmarks) - (x1, y1))
+        upper = (frame.v > UPPER_FACE[0]) & (frame.v < UPPER_FACE[1]) & (np.abs(frame.u) < UPPER_FACE[2]) & (masked < 0.5)
+        new = matched_detail(new, base, mask, upper, seed=face.number)
+        joined = membrane_join(base, new, mask, masked, frame.eye_to_mouth_px)
+        self.reports.append(FaceReport(face.number, "unmask", donor=donor, reason=how))
+        return ModeOutput(crop=joined, mask=mask, matrix=matrix)
+
+    def harmonised(self, crop: np.ndarray, rendered: np.ndarray, mask: np.ndarray, five: np.ndarray, how: str) -> tuple[np.ndarray, str]:
+        """With SimSwap, the person's own identity, embedded from the masked original, over the composited face."""
+        swap = self.resources.swap
+        if swap is None:
+            return rendered, how
+        return swap.harmonise(crop, blend(crop, rendered, mask), five), how + f"; harmonised by {swap.name}"
 
     def paint(self, face: Face, covering: Covering, prepared: PreparedFace, networks: UnmaskNetworks) -> ModeOutput:
         """Path (a): the trained networks paint the face under the covering, in the aligned frame they were trained in.
@@ -187,7 +262,7 @@ class UnmaskChanger:
         face_px = prepared.size_px * sample_scale
         found = covering_in_crop(covering, photo_to_sample, side)
         segmented = holes_from_probabilities(predict_masks(networks, sample[None]))[0]
-        covered = np.maximum(found, segmented)  # what either the colour test or the segmenter sees as mask
+        covered = filled_covering(np.maximum(found, segmented))  # what either the colour test or the segmenter sees as mask
         hole = unmask_blend_mask(covered, five, face_px) > 0  # every pixel the blend will show is painted
         painted, _ = inpaint_face(networks, sample, hole.astype(np.float32))
         band = eye_band(side, points)
@@ -197,13 +272,9 @@ class UnmaskChanger:
 
     def finish(self, face: Face, crop: np.ndarray, rendered: np.ndarray, covered: np.ndarray, five: np.ndarray, face_px: float,
                sharpness_reference: np.ndarray, matrix: np.ndarray, scale: float, how: str, donor: str | None) -> ModeOutput:
-        """Both paths: harmonise with the person's own identity when SimSwap is there, match the photo's grain, blend softly."""
+        """Path (a): harmonise with the person's own identity when SimSwap is there, match the photo's grain, blend softly."""
         mask = self.spare_bare_faces(unmask_blend_mask(covered, five, face_px), matrix)
-        swap = self.resources.swap
-        if swap is not None:  # the person's own identity, embedded from the masked original, over the new face
-            composite = blend(crop, rendered, mask)
-            rendered = swap.harmonise(crop, composite, five)
-            how += f"; harmonised by {swap.name}"
+        rendered, how = self.harmonised(crop, rendered, mask, five, how)
         rendered = match_sharpness(rendered, crop, sharpness_reference, scale, seed=face.number)
         self.reports.append(FaceReport(face.number, "unmask", donor=donor, reason=how))
         return ModeOutput(crop=rendered, mask=mask, matrix=matrix)

@@ -1,4 +1,5 @@
-"""Donor lower-face transplant: hidden landmarks from the visible ones, the donor warped onto them, a soft mask.
+"""Donor lower-face transplant: hidden landmarks from the visible ones, the donor warped onto them, a soft mask,
+and the finish in the photo's own pixels (detail, grain, a membrane joining the colours).
 
 Plain numpy and OpenCV on 68×2 landmark arrays (dlib's iBUG layout) in the
 pixels of replace mode's work crop.
@@ -16,12 +17,24 @@ from pipeline.face.covering import face_frame
 
 VISIBLE = BROWS + LEFT_EYE + RIGHT_EYE  # the 68-point landmarks a face mask never hides
 FIVE_WEIGHTS = np.array([1.0, 1.0, 3.0, 3.0, 3.0])  # the detector's nose and mouth are the only hint below the mask
-DILATE = 0.08  # the covering is grown by this fraction of the face size (eye-to-mouth) ...
+DILATE = 0.11  # the covering is grown by this fraction of the face size (the box side) down to the mouth ...
+RIM_DILATE = 0.04  # ... and by this below it
+GENEROUS_DEPTH = 1.1  # (eye-to-mouth distances below the eyes)
 FEATHER = 0.05  # ... and softened over this fraction
-JAW_GROWTH = 0.03  # the donor's pixels reach this far outside the estimated jaw; beyond it, inpainting
+JAW_INSET = 0.02  # the donor's pixels stop this far inside the estimated jaw (never its background); beyond it, inpainting
+CHEEK_SPREAD = 0.08  # the donor's skin is carried outwards by a normalised blur of this sigma (fraction of the face size)
 INPAINT_RADIUS = 0.05  # OpenCV inpainting radius, as a fraction of the face size
 MAX_EYE_DISAGREEMENT = 0.2  # dlib's eyes further than this from the detector's (eye-to-mouth distances) are not trusted
-BELOW_EYES = (0.05, 0.15)  # the blend fades in between these depths (eye-to-mouth distances below the eyes)
+BELOW_EYES = (-0.05, 0.01)  # the blend fades in between these depths (eye-to-mouth distances below the eyes) ...
+EYE_GUARD = (0.3, 0.1)  # ... and never over the eyes: ellipses of these half-axes (eye distances) around the detector's eyes
+MAX_STRETCH = 1.12  # the donor is stretched at most this much more in one direction than the other
+HEAD_WIDTH = 1.05  # the donor's cheek-to-cheek width is at most this share of the target's (dlib's jaw points 1 and 15)
+MEMBRANE_WIDTH = 48  # the colour membrane is solved with the face this many pixels wide (eye-to-mouth distance)
+MEMBRANE_STEPS = 400  # Jacobi iterations at that size
+MEMBRANE_REACH = 15.0  # the membrane corrects the colour by at most this much (RGB): it joins, the colour transfer colours
+MEMBRANE_LIMIT = 40.0  # border pixels this different from the new ones (RGB) are another thing (an eyelash, hair): free
+DETAIL_STEPS = (-1.6, -1.2, -0.8, -0.5, 0.0, 0.5, 1.0, 1.5)  # tried: below 0 a Gaussian blur of that sigma, else an unsharp amount
+NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # Immerkær's noise estimator
 
 
 def fit_affine(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -54,6 +67,28 @@ def fit_donor_shape(donor_points: np.ndarray, target_points: np.ndarray, target_
     return affine, transform_points(donor_points, affine)
 
 
+def limit_to_head(affine: np.ndarray, donor_points: np.ndarray, target_points: np.ndarray, target_five: np.ndarray) -> np.ndarray:
+    """The donor's affine kept to a face's proportions and no wider than the target's head.
+
+    The detector's nose and mouth under a mask are guesses: they may stretch the
+    donor. The stretch is limited to `MAX_STRETCH`, and where dlib is trusted the
+    donor's cheek-to-cheek width to `HEAD_WIDTH` of the target's; both about the
+    eyes, so the eyes stay where they are.
+    """
+    donor_points = np.asarray(donor_points, dtype=np.float64)
+    u, singular, vt = np.linalg.svd(affine[:, :2])
+    singular = np.maximum(singular, singular[0] / MAX_STRETCH)
+    linear = u @ np.diag(singular) @ vt
+    if eye_disagreement(target_points, target_five) <= MAX_EYE_DISAGREEMENT:
+        target_width = float(np.hypot(*(np.asarray(target_points)[15] - np.asarray(target_points)[1])))
+        donor_width = float(np.hypot(*(linear @ (donor_points[15] - donor_points[1]))))
+        if target_width > 0 and donor_width > HEAD_WIDTH * target_width:
+            linear = linear * (HEAD_WIDTH * target_width / donor_width)
+    eyes = donor_points[LEFT_EYE + RIGHT_EYE].mean(axis=0)
+    placed = affine[:, :2] @ eyes + affine[:, 2]
+    return np.hstack([linear, (placed - linear @ eyes)[:, None]])
+
+
 def eye_disagreement(points: np.ndarray, five: np.ndarray) -> float:
     """Mean distance between dlib's eye centres and the detector's, in eye-to-mouth distances."""
     five = np.asarray(five, dtype=np.float64)
@@ -77,37 +112,188 @@ def render_lower_face(
     Returns:
         (h×w×3 uint8 new pixels over the crop, the estimated 68 landmarks)
     """
-    affine, estimated = fit_donor_shape(donor_points, points, five)
+    affine, _ = fit_donor_shape(donor_points, points, five)
+    affine = limit_to_head(affine, donor_points, points, five)
+    estimated = transform_points(donor_points, affine)
     height, width = crop.shape[:2]
     warped = cv2.warpAffine(donor_image, affine, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     face_region = fill_polygon((height, width), face_outline(estimated))
     donor_skin = face_region * (1 - feature_mask((height, width), estimated, grow_px=0.03 * face_px))
     coloured = transfer_colour(warped, crop, donor_skin, visible_skin * face_region, face_px)
-    hole = cv2.dilate((covered > 0.2).astype(np.uint8), np.ones((5, 5), np.uint8))
+    hole = cv2.dilate(grown_covering(covered, five, face_px).astype(np.uint8), disc(FEATHER * face_px))  # as far as the blend reaches
     filled = cv2.inpaint(crop, hole, max(2.0, INPAINT_RADIUS * face_px), cv2.INPAINT_TELEA)
-    jaw = donor_face_region((height, width), estimated, face_px)
-    new_pixels = coloured * jaw[..., None] + filled * (1 - jaw[..., None])
+    jaw = donor_face_region((height, width), estimated, face_px)[..., None]
+    # Where the person's own face (dlib's jaw line, which follows a mask's outline) is wider than the donor's, its
+    # cheeks are the donor's skin carried outwards, not the background inpainted in.
+    cheeks = own_face_region((height, width), points, five, face_px)[..., None]
+    sigma = max(1.0, CHEEK_SPREAD * face_px)
+    spread = cv2.GaussianBlur(coloured.astype(np.float32) * jaw, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(jaw, (0, 0), sigma)[..., None], 1e-3)
+    outside = spread * cheeks + filled * (1 - cheeks)
+    new_pixels = coloured * jaw + outside * (1 - jaw)
     return np.clip(np.round(new_pixels), 0, 255).astype(np.uint8), estimated
 
 
+def own_face_region(shape: tuple[int, int], points: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
+    """Soft h×w mask of the target's face from dlib's jaw line to its brows; empty where dlib lost the face."""
+    if eye_disagreement(points, five) > MAX_EYE_DISAGREEMENT:
+        return np.zeros(shape, np.float32)
+    region = fill_polygon(shape, np.concatenate([np.asarray(points)[JAW], np.asarray(points)[VISIBLE]]))
+    return cv2.GaussianBlur(region, (0, 0), max(1.0, FEATHER * face_px / 2))
+
+
 def donor_face_region(shape: tuple[int, int], estimated: np.ndarray, face_px: float) -> np.ndarray:
-    """Soft h×w mask of the donor's own face (jaw line up to the brows), slightly grown."""
-    jaw = fill_polygon(shape, np.concatenate([estimated[JAW], estimated[VISIBLE]]))
-    reach = max(1, int(round(JAW_GROWTH * face_px)))
-    jaw = cv2.dilate(jaw, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    """Soft h×w mask of the donor's own face (jaw line up to the brows), slightly inset, so none of its background shows."""
+    jaw = cv2.erode(fill_polygon(shape, np.concatenate([estimated[JAW], estimated[VISIBLE]])), disc(JAW_INSET * face_px))
     return cv2.GaussianBlur(jaw, (0, 0), max(1.0, FEATHER * face_px / 2))
 
 
+def disc(radius: float) -> np.ndarray:
+    """An elliptic structuring element of at least radius 1."""
+    reach = max(1, int(round(radius)))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+
+
+def filled_covering(covered: np.ndarray) -> np.ndarray:
+    """The covering with its notches filled (its convex hull): a mask's shaded side or rim that the colour test
+    missed lies inside the hull of what it found."""
+    points = cv2.findNonZero((covered > 0.2).astype(np.uint8))
+    if points is None:
+        return covered
+    return np.maximum(covered, fill_polygon(covered.shape, points.reshape(-1, 2)))
+
+
+def grown_covering(covered: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
+    """The covering grown over its rims: by `DILATE` down to the mouth (its top edge and the cheek rims, which the
+    colour test half misses), by `RIM_DILATE` below it (so the neck and collar are not smeared), h×w float32 0/1."""
+    covered = (covered > 0.2).astype(np.float32)
+    upper = face_frame(covered.shape, five).v < GENEROUS_DEPTH
+    wide = cv2.dilate(covered, disc(DILATE * face_px))
+    narrow = cv2.dilate(covered, disc(RIM_DILATE * face_px))
+    return np.where(upper, wide, narrow)
+
+
 def unmask_blend_mask(covered: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
-    """Where the new pixels go: the covering, dilated and feathered, below the eyes only."""
+    """Where the new pixels go: the covering, grown (`grown_covering`) and feathered, below the eyes and off them.
+
+    The covering is grown before it is feathered, so its top edge and rims are
+    fully under the new pixels, up to the lower lids.
+    """
     shape = covered.shape
-    radius = max(1, int(round(DILATE * face_px)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    grown = cv2.dilate((covered > 0.2).astype(np.float32), kernel)
     depth = face_frame(shape, five).v
     below_eyes = np.clip((depth - BELOW_EYES[0]) / (BELOW_EYES[1] - BELOW_EYES[0]), 0.0, 1.0).astype(np.float32)
-    mask = cv2.GaussianBlur(grown, (0, 0), max(1.0, FEATHER * face_px)) * below_eyes
+    feathered = cv2.GaussianBlur(grown_covering(covered, five, face_px), (0, 0), max(1.0, FEATHER * face_px))
+    mask = feathered * below_eyes * (1 - eye_guard(shape, five))
     border = np.zeros(shape, np.float32)
-    edge = max(2, radius)
+    edge = max(2, int(round(DILATE * face_px)))
     border[edge:-edge, edge:-edge] = 1.0
     return np.minimum(mask, border).clip(0, 1).astype(np.float32)
+
+
+def eye_guard(shape: tuple[int, int], five: np.ndarray) -> np.ndarray:
+    """Soft h×w mask of the eyes (ellipses around the detector's eye points), which the blend never covers."""
+    five = np.asarray(five, dtype=np.float64)
+    axis = five[1] - five[0]
+    distance = max(float(np.hypot(*axis)), 1.0)
+    angle = float(np.degrees(np.arctan2(axis[1], axis[0])))
+    guard = np.zeros(shape, np.float32)
+    for eye in five[:2]:
+        axes = (max(1, int(round(EYE_GUARD[0] * distance))), max(1, int(round(EYE_GUARD[1] * distance))))
+        cv2.ellipse(guard, (int(round(eye[0])), int(round(eye[1]))), axes, angle, 0, 360, 1.0, thickness=-1)
+    return cv2.GaussianBlur(guard, (0, 0), max(0.7, 0.04 * distance))
+
+
+def membrane_join(base: np.ndarray, new: np.ndarray, mask: np.ndarray, masked: np.ndarray, eye_to_mouth_px: float) -> np.ndarray:
+    """Gradient-domain blending: `new` plus the smooth offset (a membrane, the solution of Laplace's equation inside
+    the mask) that meets `base` all along the mask's border; the mask then feathers it over `base`.
+
+    So the new lower face keeps its own detail while its colour and light run
+    continuously into the person's own skin, neck and background. Border pixels
+    far from the new pixels (eyelashes, hair crossing the border) are left free
+    instead of pulling the membrane to their colour. Solved at a small scale
+    (the membrane is smooth), then brought up.
+
+    Args:
+        base, new: h×w×3 uint8 in the same pixels; mask: h×w float in [0, 1].
+        masked: h×w, above 0.5 where the face mask may still be (the grown covering): never a border to meet, so
+            its rim by the eyes, which the blend leaves, does not pale the new face.
+    """
+    height, width = mask.shape
+    factor = min(1.0, MEMBRANE_WIDTH / max(eye_to_mouth_px, 1.0))
+    small = (max(4, round(width * factor)), max(4, round(height * factor)))
+    base_s = cv2.resize(base.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    new_s = cv2.resize(new.astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    inside = cv2.resize(mask, small, interpolation=cv2.INTER_AREA) > 0.02
+    ring = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~inside
+    difference = base_s - new_s
+    masked_s = cv2.resize(masked.astype(np.float32), small, interpolation=cv2.INTER_AREA) > 0.5
+    fixed = ring & ~masked_s & (np.abs(difference).max(axis=-1) <= MEMBRANE_LIMIT)
+    if not fixed.any():
+        offset = np.zeros_like(difference)
+    else:
+        known = (inside | fixed).astype(np.float32)
+        offset = np.where(fixed[..., None], difference, 0.0).astype(np.float32)
+        seed = fixed.astype(np.float32)  # start from the border's mean colour spread inwards, not from zero
+        offset_init = cv2.GaussianBlur(offset, (0, 0), max(small) / 4) / np.maximum(cv2.GaussianBlur(seed, (0, 0), max(small) / 4), 1e-4)[..., None]
+        offset = np.where(fixed[..., None], difference, offset_init).astype(np.float32)
+        kernel = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32)
+        weight = np.maximum(cv2.filter2D(known, -1, kernel, borderType=cv2.BORDER_CONSTANT), 1e-6)[..., None]
+        for _ in range(MEMBRANE_STEPS):
+            average = cv2.filter2D(offset * known[..., None], -1, kernel, borderType=cv2.BORDER_CONSTANT) / weight
+            offset = np.where(inside[..., None], average, offset)
+        offset = np.where(inside[..., None], offset, 0.0)
+    offset = cv2.resize(np.clip(offset, -MEMBRANE_REACH, MEMBRANE_REACH), (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(np.round(new.astype(np.float32) + offset), 0, 255).astype(np.uint8)
+
+
+def matched_detail(new: np.ndarray, base: np.ndarray, mask: np.ndarray, upper: np.ndarray, seed: int) -> np.ndarray:
+    """`new` blurred or sharpened (`DETAIL_STEPS`), with the photo's grain, so that its fine detail under the mask
+    (mean |Laplacian|) comes closest to that of the person's own upper face (`upper`, bool): a real face's lower
+    half is about as crisp as its upper half, and a donor resampled twice is softer than a photo's own faces, or
+    crisper than a soft one."""
+    inside = mask >= 0.5
+    if upper.sum() < 16 or inside.sum() < 16:
+        return with_photo_grain(new, base, mask, seed)
+    wanted = max(laplacian_level(base, upper), 1e-3)
+    soft = cv2.GaussianBlur(new, (0, 0), 1.0).astype(np.float32)
+    best, best_gap = new, np.inf
+    for step in DETAIL_STEPS:
+        if step < 0:
+            candidate = cv2.GaussianBlur(new, (0, 0), -step)
+        else:
+            candidate = np.clip(np.round(new + step * (new.astype(np.float32) - soft)), 0, 255).astype(np.uint8)
+        candidate = with_photo_grain(candidate, base, mask, seed)
+        gap = abs(np.log(max(laplacian_level(candidate, inside), 1e-3) / wanted))
+        if gap < best_gap:
+            best, best_gap = candidate, gap
+    return best
+
+
+def laplacian_level(image: np.ndarray, where: np.ndarray) -> float:
+    """Mean |Laplacian| of the grey image under a bool mask: how much fine detail (edges, texture, grain) it has."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(np.abs(cv2.Laplacian(gray, cv2.CV_32F))[where].mean())
+
+
+def photo_noise(gray: np.ndarray, where: np.ndarray) -> float:
+    """The standard deviation of a photo's fine noise under a bool mask (Immerkær's estimator, on the flatter half
+    of the pixels so edges and texture do not count as noise)."""
+    response = np.abs(cv2.filter2D(gray, -1, NOISE_KERNEL))
+    gradient = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    values = gradient[where]
+    if values.size < 16:
+        return 0.0
+    flat = where & (gradient <= np.median(values))
+    return float(np.sqrt(np.pi / 2) * response[flat].mean() / 6)
+
+
+def with_photo_grain(new: np.ndarray, base: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray:
+    """`new` with as much fine noise added as the photo around it has more than `new` has under the mask."""
+    around = mask <= 0.02
+    inside = mask >= 0.5
+    wanted = photo_noise(cv2.cvtColor(base, cv2.COLOR_RGB2GRAY).astype(np.float32), around)
+    present = photo_noise(cv2.cvtColor(new, cv2.COLOR_RGB2GRAY).astype(np.float32), inside)
+    extra = np.sqrt(max(0.0, wanted**2 - present**2))
+    if extra < 0.5:
+        return new
+    grain = np.random.default_rng(seed).normal(0.0, extra, new.shape[:2]).astype(np.float32)
+    return np.clip(np.round(new.astype(np.float32) + grain[..., None]), 0, 255).astype(np.uint8)
