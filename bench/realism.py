@@ -42,10 +42,11 @@ from PIL import Image  # noqa: E402
 
 from pipeline import analysis  # noqa: E402
 from pipeline.analysis import change_faces_reported, find_faces  # noqa: E402
-from pipeline.modes.replace import MIN_FACE_PX  # noqa: E402
-from pipeline.modes.replace.colour import to_lab  # noqa: E402
-from pipeline.modes.replace.landmarks import LEFT_EYE, RIGHT_EYE, dlib_box_from_five, eye_ratio, find_landmarks68  # noqa: E402
-from pipeline.modes.unmask.covering import MASKED_THRESHOLD, FaceFrame, face_frame, reference_skin  # noqa: E402
+from pipeline.face.crop import MIN_FACE_PX  # noqa: E402
+from pipeline.face.colour import to_lab  # noqa: E402
+from pipeline.face.landmarks import LEFT_EYE, RIGHT_EYE, dlib_box_from_five, eye_ratio, find_landmarks68  # noqa: E402
+from pipeline.face.covering import FaceFrame, face_frame, reference_skin  # noqa: E402
+from pipeline.types import MASKED_THRESHOLD  # noqa: E402
 from pipeline.regions import face_bounds, face_scale  # noqa: E402
 from tests.helpers import DATA, cached_models, photo_rgb  # noqa: E402
 
