@@ -65,3 +65,16 @@ def test_closed_eyes_stay_closed_with_an_open_eyed_donor():
         _, layout, _ = changer.render_donor(candidate, screened)
         openness = face_features(layout).eyes_open
         assert openness < 0.1, f"{candidate.donor.id} (eyes {candidate.donor.eyes_open:.2f}) left the eyes open: {openness:.2f}"
+
+
+def test_a_straight_mouth_gets_no_grins_teeth():
+    # The layout took the donor's mouth as it was: a straight face with an open-mouthed donor
+    # came back grinning, teeth and all. Its lips are now brought together to the target's gap.
+    changer, screened = screened_face(photo_rgb("fr_two_people.jpg"))
+    target = face_features(screened.prepared.points).mouth_open
+    open_mouthed = [c for c in rank_donors(changer.resources.pool.donors, screened.target) if c.donor.mouth_open > target + 0.15]
+    assert open_mouthed
+    for candidate in open_mouthed[:3]:
+        _, layout, _ = changer.render_donor(candidate, screened)
+        gap = face_features(layout).mouth_open
+        assert gap <= target + 0.02, f"{candidate.donor.id} (mouth {candidate.donor.mouth_open:.2f}) left it open: {gap:.2f} vs {target:.2f}"

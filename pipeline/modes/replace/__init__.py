@@ -16,8 +16,9 @@ the choice is logged once and named in each replaced face's report):
    age, closest pose, expression and skin tone, no synthetic person twice in a
    photo while others of that gender are left;
 3. warp the donor onto the target's jaw line with its own inner features placed
-   over the target's, its upper lids lowered to the target's (`eyelids`: closed
-   and downcast eyes stay so), pulled towards the target's where the warp would
+   over the target's, its lids and lips closed as far as the target's
+   (`expression`: closed and downcast eyes stay so, a straight mouth gets no
+   grin's teeth), pulled towards the target's where the warp would
    fold (`warp.donor_layout`, `warp.unfolded_layout`, `warp.warp_piecewise`);
    give it the target's colour, light, resolution and grain (`colour`);
 4. mask = feathered, eroded face region, raised to 1 over the features of both
@@ -51,7 +52,7 @@ from pipeline.align import compose, transform_points
 from pipeline.modes import FaceReport, ModeOutput, blur
 from pipeline.paste import blend
 from pipeline.modes.replace.colour import match_sharpness, skin_visibility, to_lab, transfer_colour
-from pipeline.modes.replace.eyelids import lowered_lids
+from pipeline.modes.replace.expression import matched_expression
 from pipeline.modes.replace.donors import Candidate, DonorPool, Target, facial_hair, median_skin_lab, rank_donors
 from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
 from pipeline.modes.replace.landmarks import (
@@ -349,7 +350,7 @@ class ReplaceChanger:
         prepared = screened.prepared
         crop, face_px = prepared.crop, prepared.size_px
         donor_image, donor_points = load_donor(self.resources.pool, candidate)
-        layout = lowered_lids(donor_layout(donor_points, prepared.points), prepared.points)
+        layout = matched_expression(donor_layout(donor_points, prepared.points), prepared.points)
         layout = unfolded_layout(donor_points, layout, prepared.points)
         warped = warp_piecewise(donor_image, donor_points, layout, (crop.shape[1], crop.shape[0]))
         coloured = transfer_colour(warped, crop, screened.skin_area, screened.target_skin, face_px)

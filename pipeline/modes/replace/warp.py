@@ -3,8 +3,8 @@
 `donor_layout` says where the donor's features go: the target's jaw line (so the
 head keeps its outline and pose) with the donor's own brows, eyes, nose and mouth,
 placed over the target's. `unfolded_layout` pulls them towards the target's own
-until no triangle of the warp turns over: a warp that folds shows the donor's
-features twice.
+until the warp folds no more than the two faces' poses make it: a triangle turned
+over shows a piece of the donor twice.
 
 The target's landmarks plus a ring of frame points are triangulated
 (Delaunay); each triangle maps affinely to the donor's matching triangle. The
