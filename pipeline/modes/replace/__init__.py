@@ -15,10 +15,15 @@ the choice is logged once and named in each replaced face's report):
 2. choose a donor from the pool (`face.donors.rank_donors`): same gender, nearest
    age, closest pose, expression and skin tone, no synthetic person twice in a
    photo while others of that gender are left;
-3. warp the donor onto the target's jaw line with its own inner features
-   (`warp.donor_layout`, `warp.warp_piecewise`), give it the target's colour,
-   light, resolution and grain (`face.colour`);
-4. mask = feathered, eroded face region, minimum with the target's visible skin
+3. warp the donor onto the target's jaw line with its own inner features placed
+   over the target's, its lids and lips closed as far as the target's
+   (`expression`: closed and downcast eyes stay so, a straight mouth gets no
+   grin's teeth), pulled towards the target's where the warp would
+   fold (`warp.donor_layout`, `warp.unfolded_layout`, `warp.warp_piecewise`);
+   give it the target's colour, light, resolution and grain (`face.colour`);
+4. mask = feathered, eroded face region, raised to 1 over the features of both
+   faces (`cover_features`: a feature half-shown at the soft edge beside the
+   other face's showed twice), minimum with the target's visible skin
    (hands, medical masks and hair in front of the face keep their pixels; a face
    mask is found by the toolkit's mask finder, `face.covering`: `face_mask_cover`);
 5. check anonymity with dlib's face descriptors (`identity`): the result must
@@ -49,11 +54,12 @@ from pipeline.face.colour import match_sharpness, skin_visibility, to_lab, trans
 from pipeline.face.covering import covering_in_crop, find_covering
 from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face
 from pipeline.face.donors import Candidate, Target, donor_label, facial_hair, load_donor, median_skin_lab, rank_donors
+from pipeline.modes.replace.expression import matched_expression
 from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
 from pipeline.face.landmarks import (
     eye_band, face_features, face_outline, feature_mask, fill_polygon, five_from_68, landmark_disagreement,
 )
-from pipeline.modes.replace.warp import donor_layout, warp_piecewise
+from pipeline.modes.replace.warp import donor_layout, unfolded_layout, warp_piecewise
 from pipeline.paste import blend
 from pipeline.regions import face_bounds, face_mask, face_scale
 from pipeline.types import Face, FaceReport, ModeOutput
@@ -64,6 +70,7 @@ MAX_LANDMARK_DISAGREEMENT = 0.35  # dlib vs detector five points, in eye-to-mout
 MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region counts as too occluded
 ERODE = 0.05  # the face region is shrunk by this fraction of the face size ...
 FEATHER = 0.06  # ... and its edge softened over this fraction
+FEATURE_MARGIN = 0.06  # the features' cover reaches this fraction of the face size beyond their outline
 MASK_RIM = 0.04  # a face mask's pixels are grown by this fraction of the face size before they are kept
 MAX_DONORS_TRIED = 6  # donors tried before blurring (classical: each person once, then other crops; ~0.14 s each)
 CLASSICAL = "classical warp"  # the backend named in reports when no published networks are used
@@ -75,10 +82,31 @@ def blend_mask(region: np.ndarray, visible: np.ndarray, face_px: float) -> np.nd
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     inner = cv2.erode(region, kernel)
     feathered = cv2.GaussianBlur(inner, (0, 0), max(1.0, FEATHER * face_px / 2))
-    border = np.zeros_like(region)
+    return np.minimum.reduce([feathered, visible, crop_border(region.shape, radius)]).clip(0, 1).astype(np.float32)
+
+
+def crop_border(shape: tuple[int, int], radius: int) -> np.ndarray:
+    """1 inside the crop, 0 on a rim of max(2, radius) pixels: new pixels never reach the crop's edge."""
+    border = np.zeros(shape, dtype=np.float32)
     edge = max(2, radius)
     border[edge:-edge, edge:-edge] = 1.0
-    return np.minimum.reduce([feathered, visible, border]).clip(0, 1).astype(np.float32)
+    return border
+
+
+def cover_features(mask: np.ndarray, visible: np.ndarray, face_px: float, *point_sets: np.ndarray) -> np.ndarray:
+    """`mask` raised to 1 over the brows, eyes, nose and mouth of every 68-point set, where the face is visible.
+
+    On a turned face the target's nose, or the donor's far eye, fell in the mask's
+    soft edge: half of it showed beside the other face's, a feature seen twice.
+    """
+    cover = np.zeros_like(mask)
+    for points in point_sets:
+        cover = np.maximum(cover, fill_polygon(mask.shape, np.asarray(points)[17:]))
+    radius = max(1, int(round(FEATURE_MARGIN * face_px)))
+    cover = cv2.dilate(cover, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    cover = cv2.GaussianBlur(cover, (0, 0), max(1.0, radius / 2))
+    cover = np.minimum.reduce([cover, visible, crop_border(mask.shape, int(round(ERODE * face_px)))])
+    return np.maximum(mask, cover).astype(np.float32)
 
 
 def face_mask_cover(image: np.ndarray, face: Face, prepared: PreparedFace) -> np.ndarray | None:
@@ -121,6 +149,7 @@ class ScreenedFace:
     mask: np.ndarray  # the classical blend mask over the work crop
     skin_area: np.ndarray  # face region without eyes, brows and lips
     target_skin: np.ndarray  # ... where the face's own skin is visible
+    visible: np.ndarray  # where the face itself shows (its skin and features), not something in front of it
     region: np.ndarray  # the whole face region, where sharpness is compared
     descriptor: np.ndarray  # dlib descriptor of the original
 
@@ -234,7 +263,9 @@ class ReplaceChanger:
             size_px=features.size_px / prepared.scale, facial_hair=facial_hair(lab, points, skin_lab),
         )
         descriptor = describe_face(self.resources.recognizer, crop, points)
-        return ScreenedFace(face, prepared, target, blend_mask(region, visible, face_px), skin_area, skin_area * visible, region, descriptor)
+        return ScreenedFace(
+            face, prepared, target, blend_mask(region, visible, face_px), skin_area, skin_area * visible, visible, region, descriptor
+        )
 
     def apply(self, face: Face) -> ModeOutput:
         """Replace one face, or blur it when replacing it would not be safe or natural."""
@@ -249,11 +280,11 @@ class ReplaceChanger:
     def warp_classically(self, screened: ScreenedFace) -> ModeOutput:
         """The best-ranked donor that passes the anonymity check, warped onto the face; else blur."""
         face, prepared = screened.face, screened.prepared
-        crop, mask = prepared.crop, screened.mask
+        crop = prepared.crop
         candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images)
         best = None
         for candidate in donor_attempts(candidates, MAX_DONORS_TRIED):
-            new_pixels, points = self.render_donor(candidate, screened)
+            new_pixels, points, mask = self.render_donor(candidate, screened)
             composite = blend(crop, new_pixels, mask)
             check = self.check_identity(composite, points, screened)
             if best is None or check.distance > best.distance:
@@ -265,15 +296,18 @@ class ReplaceChanger:
                 return ModeOutput(crop=new_pixels, mask=mask, matrix=prepared.matrix)
         return self.fall_back_unmatched(face, best, CLASSICAL)
 
-    def render_donor(self, candidate: Candidate, screened: ScreenedFace) -> tuple[np.ndarray, np.ndarray]:
-        """The donor warped onto the target with the target's colour, light, resolution and grain, and its 68 landmarks there."""
+    def render_donor(self, candidate: Candidate, screened: ScreenedFace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The donor warped onto the target with the target's colour, light, resolution and grain, its 68 landmarks
+        there, and the mask that pastes it."""
         prepared = screened.prepared
         crop, face_px = prepared.crop, prepared.size_px
         donor_image, donor_points = load_donor(self.resources.pool, candidate)
-        layout = donor_layout(donor_points, prepared.points)
+        layout = matched_expression(donor_layout(donor_points, prepared.points), prepared.points)
+        layout = unfolded_layout(donor_points, layout, prepared.points)
         warped = warp_piecewise(donor_image, donor_points, layout, (crop.shape[1], crop.shape[0]))
         coloured = transfer_colour(warped, crop, screened.skin_area, screened.target_skin, face_px)
-        return match_sharpness(coloured, crop, screened.region, prepared.scale, seed=screened.face.number), layout
+        mask = cover_features(screened.mask, screened.visible, face_px, prepared.points, layout)
+        return match_sharpness(coloured, crop, screened.region, prepared.scale, seed=screened.face.number), layout, mask
 
     def aligned_donor(self, candidate: Candidate) -> np.ndarray:
         """The donor's face aligned for the generator, which ArcFace embeds as the identity to give."""

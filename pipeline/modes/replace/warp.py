@@ -1,7 +1,10 @@
 """Piecewise-affine warp of a donor face onto a target's 68 landmarks (plain numpy and OpenCV).
 
 `donor_layout` says where the donor's features go: the target's jaw line (so the
-head keeps its outline and pose) with the donor's own brows, eyes, nose and mouth.
+head keeps its outline and pose) with the donor's own brows, eyes, nose and mouth,
+placed over the target's. `unfolded_layout` pulls them towards the target's own
+until the warp folds no more than the two faces' poses make it: a triangle turned
+over shows a piece of the donor twice.
 
 The target's landmarks plus a ring of frame points are triangulated
 (Delaunay); each triangle maps affinely to the donor's matching triangle. The
@@ -20,11 +23,13 @@ from pipeline.face.landmarks import JAW
 
 FRAME_POINTS = 16  # points on the ring around the face that anchor the warp
 FRAME_REACH = 1.6  # the ring's radius relative to the face's own radius
+MAX_FOLDED = 0.004  # share of the face's area whose triangles may be turned over in the donor (slivers at the jaw)
+UNFOLD_STEPS = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)  # shares of the donor's layout tried, most first
 
 
 def donor_layout(donor_points: np.ndarray, target_points: np.ndarray) -> np.ndarray:
     """68 landmarks for the replaced face: the target's jaw, the donor's inner features placed by the best
-    similarity between the two faces.
+    similarity between the two faces' inner features.
 
     A recogniser reads identity largely from where the eyes, nose and mouth sit and
     how big they are. Warping the donor onto all of the target's landmarks kept that
@@ -33,10 +38,62 @@ def donor_layout(donor_points: np.ndarray, target_points: np.ndarray) -> np.ndar
     """
     donor_points = np.asarray(donor_points, dtype=np.float64)
     layout = np.asarray(target_points, dtype=np.float64).copy()
-    similarity = estimate_similarity(donor_points, layout)  # donor -> target
     inner = np.setdiff1d(np.arange(len(layout)), JAW)
+    # Fitted on the jaw too, a frontal donor's features sat in the middle of a turned face's jaw
+    # while the target's own nose and mouth stood beside them, at the edge: two noses.
+    similarity = estimate_similarity(donor_points[inner], layout[inner])  # donor -> target
     layout[inner] = transform_points(donor_points[inner], similarity)
     return layout
+
+
+def unfolded_layout(donor_points: np.ndarray, layout: np.ndarray, target_points: np.ndarray) -> np.ndarray:
+    """`layout`, or the nearest blend of it towards `target_points` whose warp from the donor folds no more than
+    the target's own landmarks do (plus `MAX_FOLDED` of the face's area).
+
+    A triangle turned over in the donor (a feature placed beyond the jaw line,
+    say) maps a piece of the donor face a second time, mirrored: the donor's eye
+    or mouth corner showed twice. A frontal donor on a turned face folds a few
+    slivers along the far jaw line whatever the layout (the target's cheek there is
+    foreshortened to nothing); those are not the layout's doing.
+    """
+    layout = np.asarray(layout, dtype=np.float64)
+    target_points = np.asarray(target_points, dtype=np.float64)
+    allowed = folded_area(donor_points, target_points) + MAX_FOLDED * face_area(target_points)
+    for share in UNFOLD_STEPS:
+        candidate = target_points + share * (layout - target_points)
+        if folded_area(donor_points, candidate) <= allowed:
+            return candidate
+    return target_points
+
+
+def face_area(points: np.ndarray) -> float:
+    hull = cv2.convexHull(np.asarray(points, dtype=np.float32))
+    return float(cv2.contourArea(hull))
+
+
+def folded_area(donor_points: np.ndarray, target_points: np.ndarray) -> float:
+    """The area (in target pixels) of the warp's triangles that are turned over in the donor."""
+    donor_all, target_all, triangles, _ = warp_mesh(donor_points, target_points)
+    target_areas = signed_areas(target_all, triangles)
+    folded = signed_areas(donor_all, triangles) * np.sign(target_areas) < 0
+    return float(np.abs(target_areas[folded]).sum())
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = (points[triangles[:, i]] for i in range(3))
+    return ((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]) / 2
+
+
+def warp_mesh(donor_points: np.ndarray, target_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The warp's points in the donor and the target (landmarks, then the frame ring), its triangles, and the
+    target -> donor similarity that the ring follows."""
+    donor_points = np.asarray(donor_points, dtype=np.float64)
+    target_points = np.asarray(target_points, dtype=np.float64)
+    similarity = estimate_similarity(target_points, donor_points)  # target -> donor
+    target_ring = frame_ring(target_points)
+    donor_all = np.concatenate([donor_points, transform_points(target_ring, similarity)])
+    target_all = np.concatenate([target_points, target_ring])
+    return donor_all, target_all, delaunay_triangles(target_all), similarity
 
 
 def frame_ring(points: np.ndarray, count: int = FRAME_POINTS, reach: float = FRAME_REACH) -> np.ndarray:
@@ -86,14 +143,7 @@ def warp_piecewise(donor: np.ndarray, donor_points: np.ndarray, target_points: n
     Returns:
         The warped donor, size[1]×size[0]×C, same dtype.
     """
-    donor_points = np.asarray(donor_points, dtype=np.float64)
-    target_points = np.asarray(target_points, dtype=np.float64)
-    similarity = estimate_similarity(target_points, donor_points)  # target -> donor
-    target_ring = frame_ring(target_points)
-    donor_ring = transform_points(target_ring, similarity)
-    target_all = np.concatenate([target_points, target_ring])
-    donor_all = np.concatenate([donor_points, donor_ring])
-    triangles = delaunay_triangles(target_all)
+    donor_all, target_all, triangles, similarity = warp_mesh(donor_points, target_points)
     matrices = triangle_affines(donor_all, target_all, triangles)
 
     width, height = size
