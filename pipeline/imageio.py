@@ -116,7 +116,7 @@ def encode_photo(image: np.ndarray, fmt: str = "jpeg", quality: int = 95) -> byt
     img = Image.fromarray(np.ascontiguousarray(array))
     buffer = io.BytesIO()
     if fmt in ("jpeg", "jpg"):
-        img.save(buffer, "JPEG", quality=int(quality), optimize=True)
+        img.save(buffer, "JPEG", quality=int(quality))  # no optimize pass: half the time for 2% more bytes
     elif fmt == "png":
         img.save(buffer, "PNG", compress_level=3)  # lossless; 2.5x faster than 6 on large photos, no bigger
     else:
