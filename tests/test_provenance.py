@@ -189,3 +189,15 @@ def test_check_refuses_a_file_that_is_not_a_picture(tmp_path):
     path.write_text("shopping list")
     result = run_pipeline("provenance", "check", path, "--json")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_damaged_signing_key_is_one_plain_line_naming_the_file(tmp_path):
+    make_local_ca(tmp_path / "local-signing.pem")
+    with open(tmp_path / "local-signing.pem", "ab") as file:
+        file.write(b"xyz\n")  # junk after the key, as a careless edit leaves it
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "process", str(DATA / "fr_two_people.jpg"), "--mode", "blur", "-o", str(tmp_path / "out.jpg")],
+        cwd=PROJECT_ROOT, env={**os.environ, "PROVENANCE_STATE_DIR": str(tmp_path)}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "local-signing.pem" in result.stderr

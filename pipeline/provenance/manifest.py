@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pipeline.provenance.signing import Credentials
+from pipeline.provenance.signing import Credentials, CredentialsError
 
 GENERATOR = "face-privacy-bot"
 PARENT_ID = "original"
@@ -56,7 +56,11 @@ def sign(data: bytes, content_type: str, definition: dict, credentials: Credenti
     """`data` with the manifest embedded and signed."""
     import c2pa
 
-    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, credentials.chain_pem, credentials.key_pem, None))
+    try:
+        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, credentials.chain_pem, credentials.key_pem, None))
+    except c2pa.C2paError as error:
+        fix = "delete it to have a new local one made" if credentials.local else "give a PEM chain and an ES256 key"
+        raise CredentialsError(f"the signing certificate or key in {credentials.source} is not usable ({error}); {fix}") from None
     signed = io.BytesIO()
     with c2pa.Builder.from_json(definition, _context(b"")) as builder:
         builder.sign(signer, content_type, io.BytesIO(data), signed)
