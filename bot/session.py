@@ -166,6 +166,7 @@ class Reply:
     image: bytes = field(default=b"", repr=False)
     selection: Selection | None = None
     result: ResultFile | None = None
+    changed: bool = True  # SELECTION: False when the event left the choice as it was (nothing to edit)
 
 
 def one_event_at_a_time(event):
@@ -420,11 +421,13 @@ class Conversation:
             return [Reply(ReplyKind.TEXT, text("expired", session.language))]
         if self.jobs.get_status(owner, photo_id).state == JobState.EXPIRED:
             return self._end(session, "expired")
+        before = self.selection_of(session)
         change(session)
         session.keep = sorted(set(session.keep))
         self.store.save(session)
         selection = self.selection_of(session)
-        return [Reply(ReplyKind.SELECTION, self.describe_selection(selection, session.language), selection=selection)]
+        summary = self.describe_selection(selection, session.language)
+        return [Reply(ReplyKind.SELECTION, summary, selection=selection, changed=selection != before)]
 
     def _show_sheet(self, session: Session) -> list[Reply]:
         analysis = self.jobs.get_analysis(session.owner, session.photo_id)

@@ -288,7 +288,9 @@ async def send_reply(bot, adapter: Adapter, chat_id: int, owner: str, photo_id: 
 
 
 async def update_sheet(bot, adapter: Adapter, owner: str, reply: Reply, language: str, message: Message | None = None) -> None:
-    """Show a SELECTION reply by editing the user's sheet message in place."""
+    """Show a SELECTION reply by editing the user's sheet message in place (unless nothing changed)."""
+    if not reply.changed:  # Telegram refuses an edit that changes nothing
+        return
     refs = (await asyncio.to_thread(adapter.conversation.current, owner)).refs
     if "sheet_message_id" in refs:
         chat_id, message_id = int(refs["chat_id"]), int(refs["sheet_message_id"])

@@ -416,5 +416,36 @@ def test_next_photo_sent_the_moment_a_result_arrives_is_never_refused_or_lost(re
             )
             assert text("busy", "en") not in fake.texts_to(user.id), f"photo {round_number} refused as busy"
         assert len(fake.sheets_to(user.id)) == BURST_ROUNDS + 1
+        assert fake.refused == []
+
+    run_bot(redis_server, scenario)
+
+
+def test_pressing_what_is_already_chosen_sends_no_edit_telegram_would_refuse(redis_server, worker):
+    user = FakeUser(771014, "en")
+
+    async def scenario(fake, jobs, conversation):
+        fake.send_photo(user, photo_bytes("fr_two_people.jpg"), size=(1126, 661))
+        sheet = await sheet_after(fake, user)
+        edits = lambda: len(fake.calls_to("editMessageCaption", user.id))  # noqa: E731
+
+        async def press(label: str) -> None:
+            query = fake.press(user, sheet, button_data(sheet, label))
+            await fake.wait_for(lambda: fake.answer_to(query), f"{label} answered")
+
+        for label in (text("mode_blur", "en"), text("button_keep_all", "en")):
+            await press(label)
+            before = edits()
+            await press(label)  # changes nothing
+            assert edits() == before
+        fake.send_text(user, "1")
+        await fake.wait_for(lambda: face_buttons(sheet) == {1: True, 2: False}, "face 1 kept")
+        before = edits()
+        fake.send_text(user, "1")  # changes nothing
+        await press(text("mode_blur", "en"))  # answered after the typed text: this user's updates run in order
+        assert edits() == before
+        fake.press(user, sheet, button_data(sheet, text("button_go", "en")))
+        await fake.wait_for(lambda: fake.calls_to("sendDocument", user.id), "the result")
+        assert fake.refused == []
 
     run_bot(redis_server, scenario)
