@@ -1,0 +1,125 @@
+"""`python -m workers.service` (what `make run` runs): a clean stop that loses no job.
+
+On SIGTERM the service must be gone well within the 10 s that Docker, systemd and
+Kubernetes wait before they kill, with exit status 0 and no traceback, and the job
+a worker had in hand must run to its end after the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from redis import Redis
+from rq import Queue, Worker
+from rq.job import JobStatus
+
+from pipeline.config import load_config
+from workers.client import JobState, PhotoJobs
+
+from helpers import PROJECT_ROOT, photo_bytes
+
+STOP_LIMIT_SECONDS = 10  # the contract: Docker's, systemd's and Kubernetes' default wait before SIGKILL
+WAIT_SECONDS = 180  # hang protection only
+LONG_JOB_SECONDS = 15  # longer than the worker's grace after SIGTERM and than the 10 s: the job is put back, not finished
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for(predicate, what: str):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Service:
+    """`python -m workers.service` with its private Redis in `directory`, serving the Kakao adapter."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.config_path = directory / "config.yaml"
+        config_text = (PROJECT_ROOT / "config.yaml").read_text()
+        self.config_path.write_text(config_text.replace("embedded_dir: .redis", f"embedded_dir: {directory / 'redis'}"))
+        self.log_path = directory / "service.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "TELEGRAM_TOKEN")}
+        port = free_port()
+        environment.update(
+            CONFIG_PATH=str(self.config_path), KAKAO_BOT_ID="test-bot", KAKAO_PORT=str(port), KAKAO_PUBLIC_URL="http://127.0.0.1", WORKER_DEVICE="cpu"
+        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workers.service"], cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+            )
+        connection = Redis(unix_socket_path=str(self.directory / "redis" / "redis.sock"))
+        wait_for(lambda: self._answers(connection) and Worker.all(connection=connection), "the service's worker")
+        wait_for(lambda: port_open(port), "the Kakao skill server")
+
+    def stop(self) -> tuple[int, float]:
+        """SIGTERM, as Docker sends it; returns the exit status and the seconds it took."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            status = self.process.wait(STOP_LIMIT_SECONDS * 3)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        return status, time.monotonic() - started
+
+    def _answers(self, connection: Redis) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the service exited: {self.log_path.read_text()[-3000:]}")
+        try:
+            return bool(connection.ping())
+        except (OSError, Exception):
+            return False
+
+
+def test_sigterm_stops_the_service_in_time_and_the_job_in_hand_runs_after_a_restart(tmp_path):
+    service = Service(tmp_path)
+    service.start()
+    try:
+        config = load_config(str(service.config_path), environ={"REDIS_URL": f"unix://{tmp_path / 'redis' / 'redis.sock'}"})
+        jobs = PhotoJobs(config)
+        queue = Queue(config.workers.queues[0], connection=jobs.connection, serializer="json")
+        in_hand = queue.enqueue("time.sleep", LONG_JOB_SECONDS, job_timeout=120)  # stands for a slow replace job
+        photo_id = jobs.submit_photo("test:stop", photo_bytes("fr_obama_small.jpg"))  # queued behind it
+        wait_for(lambda: in_hand.get_status() == JobStatus.STARTED, "the long job to start")
+
+        status, seconds = service.stop()
+        assert status == 0
+        assert seconds < STOP_LIMIT_SECONDS, f"the service took {seconds:.1f} s to stop"
+        log = service.log_path.read_text()
+        assert "Traceback" not in log and "killing it" not in log, log[-3000:]
+        jobs.connection.close()
+
+        service.start()  # Redis comes back from its append-only file; the worker takes the jobs again
+        jobs = PhotoJobs(replace(config))
+        assert jobs.wait("test:stop", photo_id, WAIT_SECONDS).state == JobState.FINISHED
+        assert queue.fetch_job(in_hand.id).get_status() == JobStatus.FINISHED
+        assert jobs.get_analysis("test:stop", photo_id).faces
+    finally:
+        if service.process.poll() is None:
+            status, _ = service.stop()
+            assert status == 0
