@@ -88,6 +88,11 @@ class KakaoSettings:
 
 
 @dataclass(frozen=True)
+class BotSettings:
+    health_port: int = 0  # where the bot answers GET /healthz on 127.0.0.1; 0: not served
+
+
+@dataclass(frozen=True)
 class Config:
     pipeline: PipelineSettings = PipelineSettings()
     storage: StorageSettings = StorageSettings()
@@ -95,6 +100,7 @@ class Config:
     workers: WorkerSettings = WorkerSettings()
     telegram: TelegramSettings = TelegramSettings()
     kakao: KakaoSettings = KakaoSettings()
+    bot: BotSettings = BotSettings()
 
 
 # (section, field) -> environment variable that overrides it.
@@ -119,6 +125,7 @@ ENVIRONMENT_OVERRIDES = {
     ("kakao", "callback"): "KAKAO_CALLBACK",
     ("kakao", "image_hosts"): "KAKAO_IMAGE_HOSTS",
     ("kakao", "callback_hosts"): "KAKAO_CALLBACK_HOSTS",
+    ("bot", "health_port"): "BOT_HEALTH_PORT",
 }
 SECRET_FIELDS = {("telegram", "token"), ("telegram", "webhook_secret")}
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from rq.job import JobStatus
 from pipeline.config import load_config
 from workers.client import JobState, PhotoJobs
 
+from fake_telegram import shared_worker
 from helpers import PROJECT_ROOT, photo_bytes
 
 STOP_LIMIT_SECONDS = 10  # the contract: Docker's, systemd's and Kubernetes' default wait before SIGKILL
@@ -64,9 +66,10 @@ class Service:
 
     def start(self) -> None:
         environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "TELEGRAM_TOKEN")}
-        port = free_port()
+        port, self.health_port = free_port(), free_port()
         environment.update(
-            CONFIG_PATH=str(self.config_path), KAKAO_BOT_ID="test-bot", KAKAO_PORT=str(port), KAKAO_PUBLIC_URL="http://127.0.0.1", WORKER_DEVICE="cpu"
+            CONFIG_PATH=str(self.config_path), KAKAO_BOT_ID="test-bot", KAKAO_PORT=str(port), KAKAO_PUBLIC_URL="http://127.0.0.1",
+            WORKER_DEVICE="cpu", BOT_HEALTH_PORT=str(self.health_port),
         )
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -106,6 +109,8 @@ def test_sigterm_stops_the_service_in_time_and_the_job_in_hand_runs_after_a_rest
         in_hand = queue.enqueue("time.sleep", LONG_JOB_SECONDS, job_timeout=120)  # stands for a slow replace job
         photo_id = jobs.submit_photo("test:stop", photo_bytes("fr_obama_small.jpg"))  # queued behind it
         wait_for(lambda: in_hand.get_status() == JobStatus.STARTED, "the long job to start")
+        with urllib.request.urlopen(f"http://127.0.0.1:{service.health_port}/healthz", timeout=10) as response:
+            assert response.status == 200 and response.read() == b"ok\n"
 
         status, seconds = service.stop()
         assert status == 0
@@ -123,3 +128,20 @@ def test_sigterm_stops_the_service_in_time_and_the_job_in_hand_runs_after_a_rest
         if service.process.poll() is None:
             status, _ = service.stop()
             assert status == 0
+
+
+def test_the_worker_health_check_reads_its_heartbeat_through_rq(redis_server, start_worker, tmp_path):
+    worker = shared_worker(start_worker, "telegram-tests")
+    name_file = tmp_path / "worker-name"
+
+    def check() -> subprocess.CompletedProcess:
+        environment = {**os.environ, "REDIS_URL": redis_server.url}
+        command = [sys.executable, "-m", "workers.health", str(name_file)]
+        return subprocess.run(command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=60)
+
+    assert check().returncode == 1  # no name yet: the worker has not started
+    name_file.write_text(worker.name)
+    alive = check()
+    assert alive.returncode == 0 and alive.stdout.startswith("alive"), alive.stderr
+    name_file.write_text("a-worker-that-died")
+    assert check().returncode == 1
