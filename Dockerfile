@@ -22,14 +22,16 @@ COPY config.yaml ./
 USER app
 CMD ["python", "-m", "bot"]
 
-# A job worker. TORCH=cpu installs the CPU wheel (put it in deploy/wheels/ to build
-# offline: deploy/check.sh does); TORCH=cuda installs PyPI's default (CUDA) wheel.
+# A job worker. TORCH=cpu installs the CPU wheel from TORCH_CPU_INDEX, or from
+# deploy/wheels/ (deploy/check.sh puts it there and sets TORCH_CPU_INDEX=none);
+# TORCH=cuda installs PyPI's default (CUDA) wheel.
 FROM base AS worker
 ARG TORCH=cpu
+ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 COPY deploy/wheels/ /tmp/wheels/
 RUN if [ "$TORCH" = cpu ]; then \
-      pip install --no-cache-dir --disable-pip-version-check --find-links /tmp/wheels \
-        --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu"; \
+      index="--extra-index-url $TORCH_CPU_INDEX"; [ "$TORCH_CPU_INDEX" != none ] || index=""; \
+      pip install --no-cache-dir --disable-pip-version-check --find-links /tmp/wheels $index "torch==2.13.0+cpu"; \
     else \
       pip install --no-cache-dir --disable-pip-version-check "torch==2.13.0"; \
     fi && rm -rf /tmp/wheels

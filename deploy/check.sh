@@ -20,12 +20,15 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   rm -rf deploy/rootfs
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,redis-server,redis-tools \
     bookworm deploy/rootfs http://deb.debian.org/debian
-  tar -C deploy/rootfs -c . | docker import - "$BASE_IMAGE"
+  # this host's CA bundle (it may hold a proxy's root), so that pip reaches PyPI from inside the build
+  cp /etc/ssl/certs/ca-certificates.crt deploy/rootfs/etc/ssl/certs/ca-certificates.crt
+  tar -C deploy/rootfs -c . | docker import --change "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt" - "$BASE_IMAGE"
   rm -rf deploy/rootfs
 fi
 ls deploy/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 \
   || .venv/bin/pip download --no-deps -d deploy/wheels "torch==2.13.0+cpu"
 
+export TORCH_CPU_INDEX=none  # the wheel is in deploy/wheels/
 export BASE_IMAGE REDIS_IMAGE=${REDIS_IMAGE:-$BASE_IMAGE}
 export REDIS_PASSWORD=${REDIS_PASSWORD:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 export REDIS_PORT=${REDIS_PORT:-6390} BOT_HEALTH_PORT=${BOT_HEALTH_PORT:-8091}
