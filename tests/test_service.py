@@ -14,10 +14,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, Worker
 from rq.job import JobStatus
 
@@ -95,7 +95,7 @@ class Service:
             raise AssertionError(f"the service exited: {self.log_path.read_text()[-3000:]}")
         try:
             return bool(connection.ping())
-        except (OSError, Exception):
+        except (RedisError, OSError):
             return False
 
 
@@ -120,7 +120,7 @@ def test_sigterm_stops_the_service_in_time_and_the_job_in_hand_runs_after_a_rest
         jobs.connection.close()
 
         service.start()  # Redis comes back from its append-only file; the worker takes the jobs again
-        jobs = PhotoJobs(replace(config))
+        jobs = PhotoJobs(config)
         assert jobs.wait("test:stop", photo_id, WAIT_SECONDS).state == JobState.FINISHED
         assert queue.fetch_job(in_hand.id).get_status() == JobStatus.FINISHED
         assert jobs.get_analysis("test:stop", photo_id).faces

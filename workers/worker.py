@@ -22,6 +22,7 @@ stop takes seconds and the job runs again on the next worker.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 import threading
@@ -45,6 +46,11 @@ from .defaults import (
 )
 
 logger = logging.getLogger(__name__)
+
+try:
+    LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+except OSError:  # not glibc
+    LIBC = None
 
 
 class JobInterrupted(Exception):
@@ -71,6 +77,7 @@ class PhotoWorker(SimpleWorker):
         with self._keep_alive(job, execution):
             self.perform_job(job, queue, execution)
         signal.setitimer(signal.ITIMER_REAL, 0)  # a stop's grace alarm set after the job's own timeout ended
+        release_free_memory()
         self.set_state(WorkerStatus.IDLE)
 
     def handle_warm_shutdown_request(self) -> None:
@@ -133,6 +140,12 @@ class PhotoWorker(SimpleWorker):
                     requeue_abandoned_jobs(queue)
                 except RedisError as error:
                     logger.warning("watchdog could not check queue %s: %s", queue.name, error)
+
+
+def release_free_memory() -> None:
+    """Hand memory freed by the job back to the system (glibc keeps it otherwise, and the RSS creeps up)."""
+    if LIBC is not None:
+        LIBC.malloc_trim(0)
 
 
 def requeue_abandoned_jobs(queue: Queue) -> None:
