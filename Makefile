@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench
+.PHONY: run test bench docker-check
 
 $(VENV)/installed: requirements.txt requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,3 +20,6 @@ test: $(VENV)/installed
 
 bench: $(VENV)/installed
 	$(PY) bench/detect.py
+
+docker-check:
+	deploy/check.sh

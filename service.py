@@ -9,8 +9,12 @@
   writes out/demo_sheet.jpg and out/demo_blurred.jpg, and exits.
 
 Children run in their own process groups, so Ctrl-C reaches only this process,
-which then stops them in order: chat adapters, worker, Redis. It sits above
-`bot`, `workers` and `pipeline`: it reads every config section to decide what to start.
+which then stops them in order, within 10 seconds (what Docker, systemd and
+Kubernetes wait before they kill): the chat adapters, so that no new photo comes
+in; the worker, which finishes its job or puts it back in the queue; Redis last,
+which flushes its append-only file, so the queued job is there on the next start.
+It sits above `bot`, `workers` and `pipeline`: it reads every config section to decide
+what to start.
 """
 
 from __future__ import annotations
@@ -28,7 +32,13 @@ from bot.settings import BotConfig
 from pipeline.config import PROJECT_ROOT, load_config
 
 from workers.client import JobState, PhotoJobs
-from workers.defaults import CHILD_STOP_TIMEOUT_SECONDS, DEMO_TIMEOUT_SECONDS, EMBEDDED_REDIS_START_TIMEOUT_SECONDS
+from workers.defaults import (
+    ADAPTERS_STOP_TIMEOUT_SECONDS,
+    DEMO_TIMEOUT_SECONDS,
+    EMBEDDED_REDIS_START_TIMEOUT_SECONDS,
+    REDIS_STOP_TIMEOUT_SECONDS,
+    WORKER_STOP_TIMEOUT_SECONDS,
+)
 from workers.embedded_redis import EmbeddedRedis
 
 logger = logging.getLogger("service")
@@ -36,6 +46,7 @@ logger = logging.getLogger("service")
 DEMO_PHOTO = PROJECT_ROOT / "tests" / "data" / "kagglemask_maksssksksss148.jpg"
 DEMO_OWNER = "demo:local"
 DEMO_WAIT_STEP_SECONDS = 1.0
+STOP_TIMEOUTS_SECONDS = {"worker": WORKER_STOP_TIMEOUT_SECONDS, "chat adapters": ADAPTERS_STOP_TIMEOUT_SECONDS}
 
 
 class ServiceStopped(Exception):
@@ -60,15 +71,16 @@ def start_child(name: str, arguments: list[str], environment: dict[str, str]) ->
 
 
 def stop_child(name: str, process: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL after CHILD_STOP_TIMEOUT_SECONDS."""
+    """SIGTERM, then SIGKILL after the child's stop timeout (STOP_TIMEOUTS_SECONDS)."""
     if process.poll() is not None:
         return
     logger.info("stopping %s", name)
     process.terminate()
+    timeout_seconds = STOP_TIMEOUTS_SECONDS[name]
     try:
-        process.wait(CHILD_STOP_TIMEOUT_SECONDS)
+        process.wait(timeout_seconds)
     except subprocess.TimeoutExpired:
-        logger.warning("%s did not stop in %d s; killing it", name, CHILD_STOP_TIMEOUT_SECONDS)
+        logger.warning("%s did not stop in %d s; killing it", name, timeout_seconds)
         process.kill()
         process.wait()
 
@@ -160,7 +172,7 @@ def main() -> int:
         for name, process in reversed(children):
             stop_child(name, process)
         if embedded_redis is not None:
-            embedded_redis.stop()
+            embedded_redis.stop(REDIS_STOP_TIMEOUT_SECONDS)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -38,6 +39,11 @@ async def serve(config: BotConfig) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
+    health = None
+    if config.bot.health_port:
+        from bot.health import start_health_server
+
+        health = await start_health_server(conversation.jobs.connection, config.bot.health_port)
     runner = None
     if config.kakao.bot_id:
         from bot.kakao import create_app
@@ -63,6 +69,8 @@ async def serve(config: BotConfig) -> None:
             await stop_application(application)
         if runner is not None:
             await runner.cleanup()
+        if health is not None:
+            await health.cleanup()
 
 
 def main() -> int:
@@ -77,4 +85,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(status)  # skip the interpreter's teardown (seconds while torch is imported): a stop must fit in 10 s

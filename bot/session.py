@@ -14,16 +14,26 @@ returns to IDLE on /cancel, on failure, or when the photo expires.
 
 Every event names the photo it is about (buttons carry its id): an event about a
 photo that is not the user's current one is stale and answered with `expired`.
+
+One user's events run one at a time (`SessionStore.locked`, a Redis lock, so also
+across threads and bot processes): the clean-up after a delivered result and the
+intake of the next photo, sent a few milliseconds later, can never interleave and
+overwrite each other's session.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 
 from redis import Redis
+from redis.exceptions import LockError
 
 from bot.messages import normalize_language, text
 from pipeline.errors import InvalidSelection
@@ -31,8 +41,14 @@ from pipeline.modes import MODE_NAMES
 from pipeline.selection import ALL_WORDS, NONE_WORDS, default_keep_for_mode, parse_face_numbers
 from workers.client import JobState, PhotoJobs, ResultFile
 from workers.errors import BusyError, NotReady, PhotoExpired
-from workers.storage import session_key
+from workers.storage import session_key, session_lock_key
 
+logger = logging.getLogger(__name__)
+
+LOCK_EXPIRY_SECONDS = 30
+"""A user's lock whose holder died is free again after this long."""
+LOCK_WAIT_SECONDS = 30
+"""How long an event waits for the user's previous event before it fails."""
 DEFAULT_MODE = "blur"
 GO_WORDS = {"go", "start", "시작", "▶️ 시작", "▶️ go", "완료", "done"}
 RESULT_WORDS = {"결과 보기", "show result", "결과"}
@@ -117,6 +133,33 @@ class SessionStore:
     def __init__(self, connection: Redis, ttl_seconds: int):
         self.connection = connection
         self.ttl_seconds = ttl_seconds
+        self._held = threading.local()  # the owners whose lock this thread holds
+
+    @contextmanager
+    def locked(self, owner: str) -> Iterator[None]:
+        """Hold the owner's lock, so that no other event of theirs runs meanwhile.
+
+        Re-entrant within a thread: an event may call another (typed "go" calls `go`).
+
+        Raises:
+            TimeoutError: the user's previous event held the lock longer than LOCK_WAIT_SECONDS.
+        """
+        held: set[str] = self._held.__dict__.setdefault("owners", set())
+        if owner in held:
+            yield
+            return
+        lock = self.connection.lock(session_lock_key(owner), timeout=LOCK_EXPIRY_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS)
+        if not lock.acquire():
+            raise TimeoutError(f"the session of {owner} stayed locked for {LOCK_WAIT_SECONDS} s")
+        held.add(owner)
+        try:
+            yield
+        finally:
+            held.discard(owner)
+            try:
+                lock.release()
+            except LockError:  # it expired while held: another event may have run meanwhile
+                logger.warning("the session lock of %s expired before it was released", owner)
 
     def load(self, owner: str) -> Session:
         raw = self.connection.get(session_key(owner))
@@ -169,10 +212,25 @@ class Reply:
     image: bytes = field(default=b"", repr=False)
     selection: Selection | None = None
     result: ResultFile | None = None
+    changed: bool = True  # SELECTION: False when the event left the choice as it was (nothing to edit)
+
+
+def one_event_at_a_time(event):
+    """Run a `Conversation` event under its owner's lock (`SessionStore.locked`)."""
+
+    @functools.wraps(event)
+    def locked(self: "Conversation", owner: str, *args, **kwargs):
+        with self.store.locked(owner):
+            return event(self, owner, *args, **kwargs)
+
+    return locked
 
 
 class Conversation:
-    """The session state machine; every method takes the user (`owner`) it acts for."""
+    """The session state machine; every method takes the user (`owner`) it acts for.
+
+    The events (the methods that may change a session) run one at a time per user.
+    """
 
     def __init__(self, jobs: PhotoJobs, store: SessionStore):
         self.jobs = jobs
@@ -180,6 +238,7 @@ class Conversation:
 
     # --- events -----------------------------------------------------------
 
+    @one_event_at_a_time
     def start(self, owner: str, language_code: str | None = None, key: str = "start") -> list[Reply]:
         """/start, /help or /privacy: a text in the user's language."""
         session = self._session(owner, language_code)
@@ -187,6 +246,7 @@ class Conversation:
         ttl_minutes = self.store.ttl_seconds // 60
         return [Reply(ReplyKind.TEXT, text(key, session.language, ttl_minutes=ttl_minutes))]
 
+    @one_event_at_a_time
     def set_language(self, owner: str, language: str) -> list[Reply]:
         """/lang: from now on this language, whatever the chat's setting."""
         session = self.store.load(owner)
@@ -197,6 +257,7 @@ class Conversation:
     def language(self, owner: str, language_code: str | None = None) -> str:
         return self._session(owner, language_code).language
 
+    @one_event_at_a_time
     def receive_photo(self, owner: str, data: bytes, language_code: str | None = None) -> list[Reply]:
         """A photo arrived: store it and queue its analysis, or say why not."""
         session = self._session(owner, language_code)
@@ -211,6 +272,7 @@ class Conversation:
         self.store.save(session)
         return [Reply(ReplyKind.PROGRESS, text("working", session.language))]
 
+    @one_event_at_a_time
     def follow(self, owner: str, photo_id: str | None = None) -> tuple[list[Reply], bool]:
         """Check the user's running job and say what changed.
 
@@ -245,10 +307,12 @@ class Conversation:
             return self._end(session, status.error_code), True
         return self._end(session, "expired"), True
 
+    @one_event_at_a_time
     def toggle(self, owner: str, photo_id: str, number: int) -> list[Reply]:
         """A face button: keep it if it was changed, change it if it was kept."""
         return self._choose(owner, photo_id, lambda s: s.keep.remove(number) if number in s.keep else s.keep.append(number), number)
 
+    @one_event_at_a_time
     def set_face(self, owner: str, photo_id: str, number: int, keep: bool) -> list[Reply]:
         """Keep (True) or change (False) one face; unlike `toggle`, pressing twice does the same."""
 
@@ -257,10 +321,12 @@ class Conversation:
 
         return self._choose(owner, photo_id, change, number)
 
+    @one_event_at_a_time
     def keep_all(self, owner: str, photo_id: str, keep: bool) -> list[Reply]:
         """The "keep all" (True) or "change all" (False) button."""
         return self._choose(owner, photo_id, lambda s: s.keep.__setitem__(slice(None), range(1, s.face_count + 1) if keep else []))
 
+    @one_event_at_a_time
     def choose_mode(self, owner: str, photo_id: str, mode: str) -> list[Reply]:
         """A mode button; an unavailable mode is refused with the ones that work."""
         session = self.store.load(owner)
@@ -282,10 +348,12 @@ class Conversation:
             replies.append(Reply(ReplyKind.TEXT, text(key, session.language, count=masked)))
         return replies
 
+    @one_event_at_a_time
     def turn_page(self, owner: str, photo_id: str, page: int, per_page: int) -> list[Reply]:
         """A ◀ ▶ button: show page `page` of `per_page` face buttons, kept within the pages there are."""
         return self._choose(owner, photo_id, lambda s: setattr(s, "page", min(max(0, page), page_count(s.face_count, per_page) - 1)))
 
+    @one_event_at_a_time
     def type_text(self, owner: str, typed: str, language_code: str | None = None) -> list[Reply]:
         """Typed text: face numbers to keep, `all`/`none`, a mode's name, `go`, or `결과 보기`."""
         session = self._session(owner, language_code)
@@ -310,6 +378,7 @@ class Conversation:
             return self._choose(owner, session.photo_id, lambda s: s.keep.__setitem__(slice(None), sorted(numbers)))
         return [Reply(ReplyKind.TEXT, text("bad_numbers", session.language, count=session.face_count))]
 
+    @one_event_at_a_time
     def go(self, owner: str, photo_id: str) -> list[Reply]:
         """The go button: queue the change of every face not kept."""
         session = self.store.load(owner)
@@ -329,6 +398,7 @@ class Conversation:
         self.store.save(session)
         return [Reply(ReplyKind.PROGRESS, text("processing", session.language))]
 
+    @one_event_at_a_time
     def delivered(self, owner: str, photo_id: str) -> None:
         """The adapter has sent the result: delete the photo and everything about it."""
         session = self.store.load(owner)
@@ -337,6 +407,7 @@ class Conversation:
             session.move(Event.DELIVERED)
             self.store.save(session)
 
+    @one_event_at_a_time
     def cancel(self, owner: str) -> list[Reply]:
         """/cancel: stop the running job, delete the photo, start over."""
         session = self.store.load(owner)
@@ -349,6 +420,7 @@ class Conversation:
         self.store.save(session)
         return [Reply(ReplyKind.TEXT, text("cancelled", session.language))]
 
+    @one_event_at_a_time
     def remember(self, owner: str, **refs: str) -> None:
         """Keep adapter message references (e.g. the sheet's message id) with the session."""
         session = self.store.load(owner)
@@ -401,11 +473,13 @@ class Conversation:
             return [Reply(ReplyKind.TEXT, text("expired", session.language))]
         if self.jobs.get_status(owner, photo_id).state == JobState.EXPIRED:
             return self._end(session, "expired")
+        before = self.selection_of(session)
         change(session)
         session.keep = sorted(set(session.keep))
         session.move(Event.CHOOSE)
         self.store.save(session)
-        return [replace(self._sheet_reply(session, self.selection_of(session)), kind=ReplyKind.SELECTION)]
+        selection = self.selection_of(session)
+        return [replace(self._sheet_reply(session, selection), kind=ReplyKind.SELECTION, changed=selection != before)]
 
     def _show_sheet(self, session: Session) -> list[Reply]:
         analysis = self.jobs.get_analysis(session.owner, session.photo_id)

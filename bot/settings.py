@@ -60,8 +60,17 @@ class KakaoSettings:
 
 
 @dataclass(frozen=True)
+class BotSettings:
+    health_port: int = 0  # where the bot answers GET /healthz on 127.0.0.1; 0: not served
+
+    ENVIRONMENT: ClassVar[Mapping[str, str]] = {"health_port": "BOT_HEALTH_PORT"}
+    SECRETS: ClassVar[frozenset[str]] = frozenset()
+
+
+@dataclass(frozen=True)
 class BotConfig(WorkersConfig):
     """Every section: the bot talks to the queue and reads the chats' settings."""
 
     telegram: TelegramSettings = TelegramSettings()
     kakao: KakaoSettings = KakaoSettings()
+    bot: BotSettings = BotSettings()

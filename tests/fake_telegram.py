@@ -73,6 +73,8 @@ class FakeTelegram:
         self._updates: list[dict[str, Any]] = []
         self._files: dict[str, bytes] = {}
         self._failures: dict[str, list[int]] = {}
+        self._reactions: dict[str, Callable[[dict[str, Any]], float]] = {}
+        self.refused: list[tuple[ApiCall, str]] = []  # calls answered 400, with Telegram's description
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._closing = False
@@ -109,8 +111,9 @@ class FakeTelegram:
             return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
         method = request.match_info["method"]
         params, files = await decode_request(request)
+        call = ApiCall(method, params, files)
         if method != "getUpdates":
-            self.calls.append(ApiCall(method, params, files))
+            self.calls.append(call)
         failures = self._failures.get(method)
         if failures:
             retry_after = failures.pop(0)
@@ -130,7 +133,12 @@ class FakeTelegram:
         if asyncio.iscoroutine(result):
             result = await result
         if isinstance(result, web.Response):
+            if result.status == 400:
+                self.refused.append((call, json.loads(result.body)["description"]))
             return result
+        reaction = self._reactions.get(method)
+        if reaction is not None:
+            await asyncio.sleep(reaction(result))
         return web.json_response({"ok": True, "result": result})
 
     async def _download(self, request: web.Request) -> web.Response:
@@ -277,6 +285,15 @@ class FakeTelegram:
         query = {"id": query_id, "from": user.to_json(), "chat_instance": str(message["chat"]["id"]), "data": data, "message": dict(message)}
         self._push("callback_query", query)
         return query_id
+
+    def react(self, method: str, reaction: Callable[[Any], float]) -> None:
+        """Call `reaction(result)` the moment the bot's `method` call succeeds, before the bot hears back.
+
+        The reaction plays the user, who sees the message before the bot's request
+        returns (it may push updates); it returns how many seconds the bot's answer
+        is then held back, as network latency would.
+        """
+        self._reactions[method] = reaction
 
     def fail_next(self, method: str, retry_after: int = 1) -> None:
         """Answer the next call of `method` with 429 Too Many Requests."""

@@ -379,3 +379,77 @@ def test_webhook_needs_the_secret_token_and_feeds_the_bot(redis_server):
                 await stop_application(application)
 
     asyncio.run(main())
+
+
+BURST_ROUNDS = 50
+ROUND_WAIT_SECONDS = 90  # hang protection only: a lost photo never gets its result
+
+
+def test_next_photo_sent_the_moment_a_result_arrives_is_never_refused_or_lost(redis_server, worker):
+    """A user who sends the next photo within milliseconds of each result, 50 times over.
+
+    The fake server pushes the next photo the moment the bot sends the result file
+    and holds the bot's own answer back 0-98 ms (2 ms more each round), so the
+    bot's clean-up after photo N meets photo N+1's intake at many different points.
+    """
+    user = FakeUser(771013, "en")
+    photo = photo_bytes("fr_obama_small.jpg")
+
+    async def scenario(fake, jobs, conversation):
+        def on_sheet(message):
+            if keyboard_of(message):  # a contact sheet, not a result photo: change every face, go
+                fake.press(user, message, button_data(message, text("button_change_all", "en")))
+                fake.press(user, message, button_data(message, text("button_go", "en")))
+            return 0.0
+
+        def on_result(message):
+            sent = len(fake.calls_to("sendDocument", user.id))
+            if sent > BURST_ROUNDS:
+                return 0.0
+            fake.send_photo(user, photo)
+            return sent * 0.002
+
+        fake.react("sendPhoto", on_sheet)
+        fake.react("sendDocument", on_result)
+        fake.send_photo(user, photo)
+        for round_number in range(1, BURST_ROUNDS + 2):
+            await fake.wait_for(
+                lambda: len(fake.calls_to("sendDocument", user.id)) >= round_number,
+                f"the result of photo {round_number} (texts: {fake.texts_to(user.id)[-4:]})",
+                timeout_seconds=ROUND_WAIT_SECONDS,
+            )
+            assert text("busy", "en") not in fake.texts_to(user.id), f"photo {round_number} refused as busy"
+        assert len(fake.sheets_to(user.id)) == BURST_ROUNDS + 1
+        assert fake.refused == []
+
+    run_bot(redis_server, scenario)
+
+
+def test_pressing_what_is_already_chosen_sends_no_edit_telegram_would_refuse(redis_server, worker):
+    user = FakeUser(771014, "en")
+
+    async def scenario(fake, jobs, conversation):
+        fake.send_photo(user, photo_bytes("fr_two_people.jpg"), size=(1126, 661))
+        sheet = await sheet_after(fake, user)
+        edits = lambda: len(fake.calls_to("editMessageCaption", user.id))  # noqa: E731
+
+        async def press(label: str) -> None:
+            query = fake.press(user, sheet, button_data(sheet, label))
+            await fake.wait_for(lambda: fake.answer_to(query), f"{label} answered")
+
+        for label in (text("mode_blur", "en"), text("button_keep_all", "en")):
+            await press(label)
+            before = edits()
+            await press(label)  # changes nothing
+            assert edits() == before
+        fake.send_text(user, "1")
+        await fake.wait_for(lambda: face_buttons(sheet) == {1: True, 2: False}, "face 1 kept")
+        before = edits()
+        fake.send_text(user, "1")  # changes nothing
+        await press(text("mode_blur", "en"))  # answered after the typed text: this user's updates run in order
+        assert edits() == before
+        fake.press(user, sheet, button_data(sheet, text("button_go", "en")))
+        await fake.wait_for(lambda: fake.calls_to("sendDocument", user.id), "the result")
+        assert fake.refused == []
+
+    run_bot(redis_server, scenario)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-
 from dataclasses import replace
+from pathlib import Path
 
 from pipeline.config import load_config
 from pipeline.models import resolve_device
@@ -29,6 +30,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--queues", help="comma-separated queue names, first has priority (default: workers.queues)")
     parser.add_argument("--threads", type=int, help="CPU threads for the models (default: pipeline.cpu_threads, 0 = all cores)")
     parser.add_argument("--name", help="worker name shown in rq (default: random)")
+    parser.add_argument("--name-file", type=Path, help="write the worker's rq name here, for `python -m workers.health`")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -47,9 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     prepare_context(config, device)
     worker = PhotoWorker(queues, name=arguments.name, connection=connect_redis(config.redis.url))
     logger.info("worker %s on %s, queues %s", worker.name, device, ",".join(queues))
+    if arguments.name_file:
+        arguments.name_file.write_text(worker.name)
     worker.work(logging_level=arguments.log_level)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(status)  # skip tearing down the loaded models (seconds on a busy CPU): a stop must fit in 10 s

@@ -33,8 +33,17 @@ REDIS_HEALTH_CHECK_INTERVAL_SECONDS = 15
 POLL_INTERVAL_SECONDS = 0.1
 """How often `PhotoJobs.wait` reads a job's status."""
 
-CHILD_STOP_TIMEOUT_SECONDS = 15
-"""How long the service waits for a child process after SIGTERM before it kills it."""
+JOB_STOP_GRACE_SECONDS = 3
+"""After SIGTERM, how long a worker lets the job in hand finish before it puts it back in the queue."""
+
+ADAPTERS_STOP_TIMEOUT_SECONDS = 3
+"""How long the service waits for the chat adapters after SIGTERM before it kills them."""
+
+WORKER_STOP_TIMEOUT_SECONDS = JOB_STOP_GRACE_SECONDS + 2
+"""How long the service waits for a worker after SIGTERM (its grace, then requeue and exit) before it kills it."""
+
+REDIS_STOP_TIMEOUT_SECONDS = 1
+"""How long the service waits for its private Redis to flush its append-only file and exit."""
 
 EMBEDDED_REDIS_START_TIMEOUT_SECONDS = 10
 """How long the service waits for its private Redis server to answer."""

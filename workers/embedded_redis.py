@@ -60,7 +60,8 @@ class EmbeddedRedis:
         config_path = self.directory / "redis.conf"
         config_path.write_text(CONFIG_TEMPLATE.format(socket=self.socket_path, directory=self.directory))
         self.socket_path.unlink(missing_ok=True)
-        self.process = subprocess.Popen([str(REDIS_SERVER), str(config_path)], stdin=subprocess.DEVNULL)
+        # its own process group: a Ctrl-C in the terminal must not stop it before the workers
+        self.process = subprocess.Popen([str(REDIS_SERVER), str(config_path)], stdin=subprocess.DEVNULL, process_group=0)
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

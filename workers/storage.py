@@ -62,6 +62,11 @@ def session_key(owner: str) -> str:
     return f"{KEY_PREFIX}:session:{owner}"
 
 
+def session_lock_key(owner: str) -> str:
+    """The lock that lets one event of the owner's run at a time (`bot.session.SessionStore.locked`)."""
+    return f"{KEY_PREFIX}:session-lock:{owner}"
+
+
 def kakao_image_key(token: str) -> str:
     """What an image URL token of the Kakao skill serves (a hash)."""
     return f"{KEY_PREFIX}:kakao:image:{token}"

@@ -13,11 +13,18 @@ CUDA) are never forked. Out of the box a killed SimpleWorker's job stays
   abandoned job: rq requeues it while it has retries left (jobs are enqueued
   with `Retry(max=RETRIES_AFTER_LOST_WORKER)`), else records it as failed
   with an `AbandonedJobError`.
+
+On SIGTERM (or Ctrl-C) an idle worker stops at once; a busy one lets its job
+finish for JOB_STOP_GRACE_SECONDS, then interrupts it, puts it back at the front
+of its queue (its retries untouched: nothing went wrong) and stops, so that a
+stop takes seconds and the job runs again on the next worker.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import signal
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -29,6 +36,7 @@ from rq.job import Job
 from rq.worker import WorkerStatus
 
 from .defaults import (
+    JOB_STOP_GRACE_SECONDS,
     LIVENESS_INTERVAL_SECONDS,
     LIVENESS_TTL_SECONDS,
     MAINTENANCE_INTERVAL_SECONDS,
@@ -38,6 +46,15 @@ from .defaults import (
 from .storage import watchdog_key
 
 logger = logging.getLogger(__name__)
+
+try:
+    LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+except OSError:  # not glibc
+    LIBC = None
+
+
+class JobInterrupted(Exception):
+    """The worker is stopping and the job in hand ran past its grace period."""
 
 
 class PhotoWorker(SimpleWorker):
@@ -59,7 +76,33 @@ class PhotoWorker(SimpleWorker):
         execution = self.prepare_execution(job)
         with self._keep_alive(job, execution):
             self.perform_job(job, queue, execution)
+        signal.setitimer(signal.ITIMER_REAL, 0)  # a stop's grace alarm set after the job's own timeout ended
+        release_free_memory()
         self.set_state(WorkerStatus.IDLE)
+
+    def handle_warm_shutdown_request(self) -> None:
+        """SIGTERM: give the job in hand JOB_STOP_GRACE_SECONDS, then interrupt it (rq then stops the loop).
+
+        rq's job timeout uses SIGALRM too; a job that ends in time cancels this alarm with its own.
+        """
+        super().handle_warm_shutdown_request()
+        if self.get_state() == WorkerStatus.BUSY:
+            signal.signal(signal.SIGALRM, self._interrupt_job)
+            signal.setitimer(signal.ITIMER_REAL, JOB_STOP_GRACE_SECONDS)
+
+    def _interrupt_job(self, signum: int, frame: object) -> None:
+        raise JobInterrupted(f"the worker is stopping and the job ran past {JOB_STOP_GRACE_SECONDS} s")
+
+    def _finalize_failure(self, job: Job, queue: Queue, execution: Execution, exc_info) -> None:
+        """An interrupted job goes back to the front of its queue; any other failure is rq's."""
+        if not isinstance(exc_info[1], JobInterrupted):
+            super()._finalize_failure(job, queue, execution, exc_info)
+            return
+        with self.connection.pipeline() as pipeline:
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            pipeline.execute()
+        queue.enqueue_job(job, at_front=True)
+        logger.info("job %s put back in the queue: the worker is stopping", job.id)
 
     def work(self, *args, **kwargs) -> bool:
         """rq's work loop, with the watchdog running beside it."""
@@ -97,6 +140,12 @@ class PhotoWorker(SimpleWorker):
                     requeue_abandoned_jobs(queue)
                 except RedisError as error:
                     logger.warning("watchdog could not check queue %s: %s", queue.name, error)
+
+
+def release_free_memory() -> None:
+    """Hand memory freed by the job back to the system (glibc keeps it otherwise, and the RSS creeps up)."""
+    if LIBC is not None:
+        LIBC.malloc_trim(0)
 
 
 def requeue_abandoned_jobs(queue: Queue) -> None:

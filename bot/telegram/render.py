@@ -120,6 +120,8 @@ async def send_sheet(screen: Screen, reply: Reply) -> None:
 
 async def update_sheet(screen: Screen, reply: Reply) -> None:
     """Edit the user's sheet message in place (the one kept, else the one whose button was pressed)."""
+    if not reply.changed:  # Telegram refuses an edit that changes nothing
+        return
     refs = (await asyncio.to_thread(screen.conversation.current, screen.owner)).refs
     if "sheet_message_id" in refs:
         chat_id, message_id = int(refs["chat_id"]), int(refs["sheet_message_id"])
