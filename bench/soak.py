@@ -25,6 +25,7 @@ import time  # noqa: E402
 
 from bench.queue import read_rss_mib, start_worker  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
+from workers.settings import WorkersConfig  # noqa: E402
 from workers.client import JobState, PhotoJobs  # noqa: E402
 from workers.embedded_redis import EmbeddedRedis  # noqa: E402
 
@@ -88,7 +89,7 @@ def main() -> None:
         worker = None
         try:
             worker = start_worker(redis.url, "soak", Path(folder))
-            config = load_config(environ={"REDIS_URL": redis.url})
+            config = load_config(environ={"REDIS_URL": redis.url}, schema=WorkersConfig)
             soak(PhotoJobs(config), worker.pid, arguments.jobs, arguments.every, arguments.warm_up)
         finally:
             if worker is not None:

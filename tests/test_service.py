@@ -23,6 +23,7 @@ from rq.job import JobStatus
 
 from pipeline.config import load_config
 from workers.client import JobState, PhotoJobs
+from workers.settings import WorkersConfig
 
 from fake_telegram import shared_worker
 from helpers import PROJECT_ROOT, photo_bytes
@@ -103,7 +104,7 @@ def test_sigterm_stops_the_service_in_time_and_the_job_in_hand_runs_after_a_rest
     service = Service(tmp_path)
     service.start()
     try:
-        config = load_config(str(service.config_path), environ={"REDIS_URL": f"unix://{tmp_path / 'redis' / 'redis.sock'}"})
+        config = load_config(str(service.config_path), environ={"REDIS_URL": f"unix://{tmp_path / 'redis' / 'redis.sock'}"}, schema=WorkersConfig)
         jobs = PhotoJobs(config)
         queue = Queue(config.workers.queues[0], connection=jobs.connection, serializer="json")
         in_hand = queue.enqueue("time.sleep", LONG_JOB_SECONDS, job_timeout=120)  # stands for a slow replace job

@@ -19,6 +19,7 @@ from pipeline.config import load_config
 
 from .connection import connect_redis
 from .defaults import WORKER_TTL_SECONDS
+from .settings import WorkersConfig
 
 
 def heartbeat_age_seconds(name: str, redis_url: str) -> float | None:
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> int:
         print("the worker has not started yet", file=sys.stderr)
         return 1
     try:
-        age = heartbeat_age_seconds(name_file.read_text().strip(), load_config().redis.url)
+        age = heartbeat_age_seconds(name_file.read_text().strip(), load_config(schema=WorkersConfig).redis.url)
     except RedisError as error:
         print(f"Redis unreachable: {error}", file=sys.stderr)
         return 1
