@@ -14,7 +14,7 @@ WORKDIR /app
 # The chat adapters: no model, no ML library. The pins come from requirements.txt.
 FROM base AS bot
 COPY requirements.txt ./
-RUN pip install --no-cache-dir --disable-pip-version-check -c requirements.txt PyYAML redis rq python-telegram-bot aiohttp
+RUN pip install --no-cache-dir --disable-pip-version-check -c requirements.txt numpy PyYAML redis rq python-telegram-bot aiohttp
 COPY bot/ bot/
 COPY pipeline/ pipeline/
 COPY workers/ workers/
