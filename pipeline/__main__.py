@@ -119,11 +119,11 @@ def run_process(args: argparse.Namespace) -> None:
 
         if args.keep is not None:
             raise PipelineError("--keep applies to a single photo; with several, every face is changed")
-        batch.run(args.images, args.output, args.mode, load_models(config.pipeline, "auto"), config.provenance)
+        batch.run(args.images, args.output, args.mode, load_models(config.pipeline, "auto", modes=(args.mode,)), config.provenance)
         return
     keep_text = args.keep or "none"
     data = read_photo_file(args.images[0])
-    models = load_models(config.pipeline, "auto")
+    models = load_models(config.pipeline, "auto", modes=(args.mode,))
     image = load_photo(data, models.settings.max_pixels)
     faces, _ = find_faces(image, models)
     keep = parse_face_numbers(keep_text, len(faces)) if keep_text.strip() else set()

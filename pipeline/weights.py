@@ -9,7 +9,7 @@ Downloading (`python -m pipeline weights fetch`) is `pipeline.fetch`.
 
 `load(name, path=None, device="cpu")` is DESIGN.md contract 8: it returns the
 named model as a module in eval mode, through the `load` beside each model (the
-modules live in `pipeline/networks/`, RetinaFace in `pipeline/detection/`). No
+modules live in `pipeline/networks/`). No
 code from a weight file ever runs: state_dicts load with
 `torch.load(weights_only=True)` (`networks.state_dict`); the checkpoints that are
 whole pickled modules (SimSwap's ArcFace, NVIDIA's StyleGAN2-ADA `.pkl`) go
@@ -174,8 +174,7 @@ def load(name: str, path: str | Path | None = None, device: str = "cpu"):
 
 def torch_model_loaders() -> dict:
     """The manifest names `load` can build, each with its module's `load(path, device, name)`; imported on call, as they bring torch."""
-    from pipeline.detection import retinaface
-    from pipeline.networks import arcface, bisenet, simswap, stylegan2
+    from pipeline.networks import arcface, bisenet, retinaface, simswap, stylegan2
 
     return {
         "retinaface_mobilenet0.25": retinaface.load_network,

@@ -1,5 +1,7 @@
 """Face detection on real photos: recall, false faces, coordinates, age and gender."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -90,16 +92,37 @@ def test_the_second_opinion_drops_a_drawn_face_and_a_dark_blob_but_no_real_face(
 
 def test_onnxruntime_finds_the_faces_the_torch_network_finds():
     """On a CPU RetinaFace runs as an ONNX export of the loaded checkpoint; it must see what the checkpoint sees."""
+    from pipeline import weights
     from pipeline.detection.retinaface import RetinaFaceDetector
 
     exported = cached_models().detector
     assert exported.onnx_model is not None
-    in_torch = RetinaFaceDetector(exported.network)
+    in_torch = RetinaFaceDetector(exported.config, weights.load("retinaface_mobilenet0.25"))
     for name in ("scrfd_solvay_1927.png", "kagglemask_maksssksksss52.jpg"):
         image = photo_rgb(name)
         ours, reference = detect_faces(image, exported), detect_faces(image, in_torch)
         assert len(ours) == len(reference) > 0, name
         assert np.allclose(ours.boxes, reference.boxes, atol=0.5) and np.allclose(ours.scores, reference.scores, atol=1e-3), name
+
+
+def test_a_changed_checkpoint_is_exported_afresh_not_served_from_the_old_export(tmp_path):
+    """The ONNX export is cached beside the checkpoint under a hash of its sha256, so new weights are what runs."""
+    import torch
+
+    from pipeline import weights
+    from pipeline.detection import retinaface
+
+    checkpoint = tmp_path / "retinaface_mobilenet0.25.pth"
+    shutil.copy(weights.locate("retinaface_mobilenet0.25", cached_models().settings.weights_path), checkpoint)
+    image = photo_rgb("fr_two_people.jpg")
+    assert len(detect_faces(image, retinaface.load(checkpoint))) == 2
+    network = weights.load("retinaface_mobilenet0.25", checkpoint)
+    with torch.no_grad():
+        for head in network.ClassHead:
+            head.conv1x1.bias[1::2] -= 100  # each anchor's "face" logit: nothing is a face any more
+    torch.save(network.state_dict(), checkpoint)
+    assert len(detect_faces(image, retinaface.load(checkpoint))) == 0
+    assert len(list(tmp_path.glob(".retinaface_mobilenet0.25.*.onnx"))) == 2
 
 
 def test_large_photos_come_back_in_original_pixels():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pipeline import weights
-from pipeline.detection.retinaface import MOBILENET_CONFIG, RESNET50_CONFIG, RetinaFace
+from pipeline.networks.retinaface import MOBILENET_CONFIG, RESNET50_CONFIG, RetinaFace
 from pipeline.errors import CorruptWeights, MissingWeights, WeightsError
 from tests.helpers import PROJECT_ROOT
 

@@ -1,6 +1,6 @@
 """Face detection behind one function, `detect_faces`, whatever the backend.
 
-Backends: RetinaFace (the default, torch) and CenterFace (ONNX via OpenCV),
+Backends: RetinaFace (the default; onnxruntime on a CPU, torch on a GPU) and CenterFace (ONNX via OpenCV),
 each with `detect(image, score_threshold) -> Detections`, chosen by manifest name
 from `DETECTORS` (name -> the backend module's `load(path, device)`). Large photos
 are downscaled for detection and the results scaled back to the photo's pixels.

@@ -1,32 +1,32 @@
-"""RetinaFace in the state_dict layout of biubug6/Pytorch_Retinaface.
+"""RetinaFace as a face detector: the network's outputs decoded into faces, in numpy.
 
-The modules below carry that project's exact parameter names, so its published
-checkpoints (`mobilenet0.25_Final.pth`, `Resnet50_Final.pth`) load strictly.
-`RetinaFace.forward` takes what the original takes (an N×3×H×W float tensor:
-BGR pixels minus (104, 117, 123)) and returns what the original returns in its
-test phase: box regressions N×A×4, softmaxed class scores N×A×2 and landmark
-regressions N×A×10. Decoding them into boxes is plain numpy, apart from the
-network, in `decode_detections`.
+On a CPU the network runs in onnxruntime, from an ONNX export of the checkpoint
+cached beside it, so a command that only detects never imports torch once the
+export exists (about 1 s of start-up saved). The torch network itself, in the
+layout of biubug6/Pytorch_Retinaface, is `pipeline.networks.retinaface`; it is
+loaded to make the export, and on a GPU.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
+from pipeline import weights
 from pipeline.detection.boxes import non_max_suppression
 from pipeline.detection.types import Detections
-from pipeline.errors import CorruptWeights
-from pipeline.networks.state_dict import load_strictly, read_state_dict
+
+if TYPE_CHECKING:
+    from pipeline.networks.retinaface import RetinaFace
 
 
 @dataclass(frozen=True)
@@ -41,197 +41,10 @@ class RetinaFaceConfig:
 
 MOBILENET_CONFIG = RetinaFaceConfig(backbone="mobilenet0.25", in_channel=32, out_channel=64)
 RESNET50_CONFIG = RetinaFaceConfig(backbone="resnet50", in_channel=256, out_channel=256)
+CONFIGS = {"retinaface_mobilenet0.25": MOBILENET_CONFIG, "retinaface_resnet50": RESNET50_CONFIG}
+"""Each RetinaFace by its manifest name."""
 BGR_MEAN = (104.0, 117.0, 123.0)
-
-
-def conv_bn(inp: int, oup: int, stride: int = 1, leaky: float = 0.0) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(inp, oup, 3, stride, 1, bias=False),
-        nn.BatchNorm2d(oup),
-        nn.LeakyReLU(negative_slope=leaky, inplace=True),
-    )
-
-
-def conv_bn_no_relu(inp: int, oup: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(inp, oup, 3, stride, 1, bias=False), nn.BatchNorm2d(oup))
-
-
-def conv_bn_1x1(inp: int, oup: int, leaky: float = 0.0) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(inp, oup, 1, 1, 0, bias=False),
-        nn.BatchNorm2d(oup),
-        nn.LeakyReLU(negative_slope=leaky, inplace=True),
-    )
-
-
-def conv_dw(inp: int, oup: int, stride: int, leaky: float = 0.1) -> nn.Sequential:
-    """Depthwise 3×3 then pointwise 1×1, each with batch norm and leaky ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False),
-        nn.BatchNorm2d(inp),
-        nn.LeakyReLU(negative_slope=leaky, inplace=True),
-        nn.Conv2d(inp, oup, 1, 1, 0, bias=False),
-        nn.BatchNorm2d(oup),
-        nn.LeakyReLU(negative_slope=leaky, inplace=True),
-    )
-
-
-class MobileNetV1Body(nn.Module):
-    """MobileNet-0.25 trunk; returns the stride 8, 16 and 32 feature maps."""
-
-    def __init__(self):
-        super().__init__()
-        self.stage1 = nn.Sequential(
-            conv_bn(3, 8, 2, leaky=0.1),
-            conv_dw(8, 16, 1),
-            conv_dw(16, 32, 2),
-            conv_dw(32, 32, 1),
-            conv_dw(32, 64, 2),
-            conv_dw(64, 64, 1),
-        )
-        self.stage2 = nn.Sequential(conv_dw(64, 128, 2), *[conv_dw(128, 128, 1) for _ in range(5)])
-        self.stage3 = nn.Sequential(conv_dw(128, 256, 2), conv_dw(256, 256, 1))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        c1 = self.stage1(x)
-        c2 = self.stage2(c1)
-        return [c1, c2, self.stage3(c2)]
-
-
-class Bottleneck(nn.Module):
-    """torchvision's ResNet bottleneck, with its parameter names."""
-
-    expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
-
-
-class ResNet50Body(nn.Module):
-    """ResNet-50 trunk without its classifier; returns layer2, layer3 and layer4."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.inplanes = 64
-        self.layer1 = self._make_layer(64, 3, 1)
-        self.layer2 = self._make_layer(128, 4, 2)
-        self.layer3 = self._make_layer(256, 6, 2)
-        self.layer4 = self._make_layer(512, 3, 2)
-
-    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * 4:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
-            )
-        layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * 4
-        layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        c2 = self.layer2(self.layer1(x))
-        c3 = self.layer3(c2)
-        return [c2, c3, self.layer4(c3)]
-
-
-class FPN(nn.Module):
-    def __init__(self, in_channels_list: list[int], out_channels: int):
-        super().__init__()
-        leaky = 0.1 if out_channels <= 64 else 0.0
-        self.output1 = conv_bn_1x1(in_channels_list[0], out_channels, leaky)
-        self.output2 = conv_bn_1x1(in_channels_list[1], out_channels, leaky)
-        self.output3 = conv_bn_1x1(in_channels_list[2], out_channels, leaky)
-        self.merge1 = conv_bn(out_channels, out_channels, leaky=leaky)
-        self.merge2 = conv_bn(out_channels, out_channels, leaky=leaky)
-
-    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
-        out1 = self.output1(features[0])
-        out2 = self.output2(features[1])
-        out3 = self.output3(features[2])
-        out2 = self.merge2(out2 + F.interpolate(out3, size=out2.shape[2:], mode="nearest"))
-        out1 = self.merge1(out1 + F.interpolate(out2, size=out1.shape[2:], mode="nearest"))
-        return [out1, out2, out3]
-
-
-class SSH(nn.Module):
-    """Single-stage headless context module: 3×3, 5×5 and 7×7 receptive fields."""
-
-    def __init__(self, in_channel: int, out_channel: int):
-        super().__init__()
-        leaky = 0.1 if out_channel <= 64 else 0.0
-        self.conv3X3 = conv_bn_no_relu(in_channel, out_channel // 2)
-        self.conv5X5_1 = conv_bn(in_channel, out_channel // 4, leaky=leaky)
-        self.conv5X5_2 = conv_bn_no_relu(out_channel // 4, out_channel // 4)
-        self.conv7X7_2 = conv_bn(out_channel // 4, out_channel // 4, leaky=leaky)
-        self.conv7x7_3 = conv_bn_no_relu(out_channel // 4, out_channel // 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branch5_1 = self.conv5X5_1(x)
-        branch7_2 = self.conv7X7_2(branch5_1)
-        out = torch.cat([self.conv3X3(x), self.conv5X5_2(branch5_1), self.conv7x7_3(branch7_2)], dim=1)
-        return F.relu(out)
-
-
-class Head(nn.Module):
-    """A 1×1 convolution whose output is flattened to N×(H·W·anchors)×values."""
-
-    def __init__(self, in_channels: int, values: int, num_anchors: int = 2):
-        super().__init__()
-        self.values = values
-        self.conv1x1 = nn.Conv2d(in_channels, num_anchors * values, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1x1(x).permute(0, 2, 3, 1).contiguous()
-        return out.view(out.shape[0], -1, self.values)
-
-
-class RetinaFace(nn.Module):
-    def __init__(self, config: RetinaFaceConfig = MOBILENET_CONFIG):
-        super().__init__()
-        self.config = config
-        self.body = MobileNetV1Body() if config.backbone == "mobilenet0.25" else ResNet50Body()
-        channels = [config.in_channel * 2, config.in_channel * 4, config.in_channel * 8]
-        self.fpn = FPN(channels, config.out_channel)
-        self.ssh1 = SSH(config.out_channel, config.out_channel)
-        self.ssh2 = SSH(config.out_channel, config.out_channel)
-        self.ssh3 = SSH(config.out_channel, config.out_channel)
-        self.ClassHead = nn.ModuleList([Head(config.out_channel, 2) for _ in range(3)])
-        self.BboxHead = nn.ModuleList([Head(config.out_channel, 4) for _ in range(3)])
-        self.LandmarkHead = nn.ModuleList([Head(config.out_channel, 10) for _ in range(3)])
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        fpn = self.fpn(self.body(x))
-        features = [self.ssh1(fpn[0]), self.ssh2(fpn[1]), self.ssh3(fpn[2])]
-        boxes = torch.cat([head(f) for head, f in zip(self.BboxHead, features)], dim=1)
-        classes = torch.cat([head(f) for head, f in zip(self.ClassHead, features)], dim=1)
-        landmarks = torch.cat([head(f) for head, f in zip(self.LandmarkHead, features)], dim=1)
-        return boxes, F.softmax(classes, dim=-1), landmarks
-
-
-def config_for_state_dict(state_dict: dict[str, torch.Tensor]) -> RetinaFaceConfig:
-    """Tell the backbone from the checkpoint's own keys."""
-    return RESNET50_CONFIG if any(key.startswith("body.layer1.") for key in state_dict) else MOBILENET_CONFIG
+NETWORK_SOURCE = Path(__file__).parent.parent / "networks" / "retinaface.py"  # read for the export's cache key, not imported (torch)
 
 
 @lru_cache(maxsize=8)
@@ -271,13 +84,19 @@ def decode_detections(
 
 
 class RetinaFaceDetector:
-    """Runs a RetinaFace network on one RGB photo and returns its faces.
+    """Runs a RetinaFace on one RGB photo and returns its faces.
 
-    On a CPU the network runs in onnxruntime when an ONNX export of it is given:
-    about twice as fast as torch, outputs equal within 1e-4 (bench/blur_vs_deface.py).
+    The network runs in onnxruntime when an ONNX export of it is given (about
+    twice as fast as torch on a CPU, outputs equal within 1e-4), else in torch.
     """
 
-    def __init__(self, network: RetinaFace, device: str = "cpu", nms_iou: float = 0.4, onnx_model: bytes | None = None):
+    def __init__(
+        self, config: RetinaFaceConfig, network: RetinaFace | None = None, device: str = "cpu", nms_iou: float = 0.4,
+        onnx_model: bytes | None = None,
+    ):
+        if network is None and onnx_model is None:
+            raise ValueError("RetinaFaceDetector needs the torch network or its ONNX export")
+        self.config = config
         self.network = network
         self.device = device
         self.nms_iou = nms_iou
@@ -289,18 +108,20 @@ class RetinaFaceDetector:
         """The network's three outputs for one 3×H×W float array, batch dimension dropped."""
         if self.onnx_model is not None:
             return tuple(output[0] for output in self.onnx_session().run(None, {"image": bgr[None]}))
+        import torch
+
         batch = torch.from_numpy(bgr)[None].to(self.device)
         with torch.inference_mode():
             return tuple(t[0].float().cpu().numpy() for t in self.network(batch))
 
     def onnx_session(self):
-        """The onnxruntime session, made on first use so that it gets the thread count set by then (`limit_cpu_threads`)."""
+        """The onnxruntime session, made on first use so that it gets the thread count set by then (`limit_cpu_threads`, which sets OpenCV's)."""
         with self._session_lock:
             if self._session is None:
                 import onnxruntime
 
                 options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = torch.get_num_threads()
+                options.intra_op_num_threads = max(1, cv2.getNumThreads())
                 options.inter_op_num_threads = 1
                 self._session = onnxruntime.InferenceSession(self.onnx_model, options, providers=["CPUExecutionProvider"])
             return self._session
@@ -311,8 +132,8 @@ class RetinaFaceDetector:
         bgr = image[:, :, ::-1].astype(np.float32) - np.asarray(BGR_MEAN, dtype=np.float32)
         boxes, scores, landmarks = self.run_network(np.ascontiguousarray(bgr.transpose(2, 0, 1)))
         chosen = scores[:, 1] >= score_threshold  # decode only these: a 1280-pixel photo has some 170,000 anchors
-        priors = prior_boxes(self.network.config, height, width)[chosen]
-        corners, face_scores, points = decode_detections(boxes[chosen], scores[chosen], landmarks[chosen], priors, self.network.config)
+        priors = prior_boxes(self.config, height, width)[chosen]
+        corners, face_scores, points = decode_detections(boxes[chosen], scores[chosen], landmarks[chosen], priors, self.config)
         scale = np.asarray([width, height], dtype=np.float32)
         corners = corners * np.tile(scale, 2)
         points = points * scale
@@ -320,17 +141,23 @@ class RetinaFaceDetector:
         return Detections(corners[keep], face_scores[keep], points[keep])
 
 
-def onnx_export(network: RetinaFace, checkpoint: Path) -> bytes:
-    """The network as an ONNX model for any input size, cached beside the checkpoint (about 1 s to make).
+def onnx_cache_path(checkpoint: Path, name: str) -> Path:
+    """Where the ONNX export of `checkpoint` is cached: beside it, named by a hash of the checkpoint's sha256
+    (the one the manifest checks), the manifest name, the network's code and torch's version, so that a
+    changed one of these is exported afresh."""
+    stat = checkpoint.stat()
+    key = "\n".join((
+        weights.file_sha256(str(checkpoint), stat.st_size, stat.st_mtime_ns), name,
+        hashlib.sha256(NETWORK_SOURCE.read_bytes()).hexdigest(), importlib.metadata.version("torch"),
+    ))
+    return checkpoint.with_name(f".{checkpoint.stem}.{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx")
 
-    The cache file's name holds a hash of the checkpoint, this module and torch's
-    version, so a changed one is exported afresh; where the folder is read-only
-    the export is made again in each process.
-    """
-    digest = hashlib.sha256(checkpoint.read_bytes() + Path(__file__).read_bytes() + torch.__version__.encode()).hexdigest()[:16]
-    cached = checkpoint.with_name(f".{checkpoint.stem}.{digest}.onnx")
-    if cached.exists():
-        return cached.read_bytes()
+
+def onnx_export(network: RetinaFace, cached: Path) -> bytes:
+    """The network as an ONNX model for any input size, written to `cached` (about 1 s to make); where the
+    folder is read-only the export is made again in each process."""
+    import torch
+
     buffer = io.BytesIO()
     sizes = {2: "height", 3: "width"}
     torch.onnx.export(
@@ -347,17 +174,15 @@ def onnx_export(network: RetinaFace, checkpoint: Path) -> bytes:
     return model
 
 
-def load_network(path: Path, device: str = "cpu", name: str = "retinaface_mobilenet0.25") -> RetinaFace:
-    """The RetinaFace of a checkpoint (biubug6 layout) in eval mode; `name` says which backbone it must hold."""
-    state = read_state_dict(path)
-    config = config_for_state_dict(state)
-    expected = RESNET50_CONFIG if name == "retinaface_resnet50" else MOBILENET_CONFIG
-    if config != expected:
-        raise CorruptWeights(f"the checkpoint holds a {config.backbone} RetinaFace, not {name}")
-    return load_strictly(RetinaFace(config), state, name).to(device).eval()
-
-
 def load(path: Path, device: str = "cpu", name: str = "retinaface_mobilenet0.25") -> RetinaFaceDetector:
-    """A detector running the checkpoint at `path`: in onnxruntime on a CPU, else in torch."""
+    """A detector running the checkpoint at `path`: on a CPU in onnxruntime (torch only imported to make a
+    missing export), else in torch."""
+    cached = onnx_cache_path(path, name) if device == "cpu" else None
+    if cached is not None and cached.is_file():
+        return RetinaFaceDetector(CONFIGS[name], onnx_model=cached.read_bytes())
+    from pipeline.networks.retinaface import load_network
+
     network = load_network(path, device, name)
-    return RetinaFaceDetector(network, device, onnx_model=onnx_export(network, path) if device == "cpu" else None)
+    if cached is None:
+        return RetinaFaceDetector(CONFIGS[name], network, device)
+    return RetinaFaceDetector(CONFIGS[name], network, device, onnx_model=onnx_export(network, cached))

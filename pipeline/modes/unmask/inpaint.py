@@ -4,6 +4,9 @@ Faces come in the dataset's aligned frame (`dataset.py`'s template); a crop of
 another side in that same frame is resized to the networks' size for the
 networks, and only the filled hole comes back at the crop's own resolution:
 pixels outside the hole are returned untouched.
+
+torch is imported where the networks are loaded or run, not with this module:
+the other modes import it too, and blur needs no torch.
 """
 
 from __future__ import annotations
@@ -12,14 +15,17 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from pipeline.errors import WeightsError
-from pipeline.modes.unmask.checkpoint import build_networks, read_checkpoint
-from pipeline.modes.unmask.networks import LowerFaceInpainter, MaskSegmenter
+
+if TYPE_CHECKING:
+    import torch
+
+    from pipeline.modes.unmask.networks import LowerFaceInpainter, MaskSegmenter
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,8 @@ def load_unmask_networks(path: Path, device: str = "cpu") -> UnmaskNetworks:
         MissingWeights: no checkpoint at `path` (the message names the command that trains one).
         CorruptWeights: not a readable unmask checkpoint.
     """
+    from pipeline.modes.unmask.checkpoint import build_networks, read_checkpoint
+
     document = read_checkpoint(Path(path))
     segmenter, inpainter = build_networks(document, Path(path).name)
     train = document["train"]
@@ -81,6 +89,8 @@ class TrainedUnmask:
 
 def to_network(images: np.ndarray, device: str) -> torch.Tensor:
     """N×S×S×3 uint8 -> N×3×S×S float in [-1, 1]."""
+    import torch
+
     return torch.tensor(np.asarray(images)).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
@@ -104,15 +114,17 @@ def grow(holes: np.ndarray, pixels: int) -> np.ndarray:
     return np.stack([cv2.dilate(hole, disc) for hole in holes])
 
 
-@torch.no_grad()
 def predict_masks(networks: UnmaskNetworks, faces: np.ndarray) -> np.ndarray:
     """The segmenter's probability that each pixel is covered by a mask: N×H×W float32 for N×H×W×3 uint8 faces."""
+    import torch
+
     faces = np.asarray(faces)
     small = resize_all(faces, networks.size, cv2.INTER_AREA)
-    probabilities = np.concatenate([
-        torch.sigmoid(networks.segmenter(to_network(small[start : start + BATCH], networks.device)))[:, 0].cpu().numpy()
-        for start in range(0, len(small), BATCH)
-    ])
+    with torch.no_grad():
+        probabilities = np.concatenate([
+            torch.sigmoid(networks.segmenter(to_network(small[start : start + BATCH], networks.device)))[:, 0].cpu().numpy()
+            for start in range(0, len(small), BATCH)
+        ])
     return resize_all(probabilities.astype(np.float32), faces.shape[1], cv2.INTER_LINEAR)
 
 
@@ -127,7 +139,6 @@ def holes_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
     return grow(holes, round(MASK_GROW * holes.shape[1]))
 
 
-@torch.no_grad()
 def inpaint_faces(networks: UnmaskNetworks, faces: np.ndarray, masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Paint the lower face under each face's mask.
 
@@ -141,6 +152,8 @@ def inpaint_faces(networks: UnmaskNetworks, faces: np.ndarray, masks: np.ndarray
         (N×H×W×3 uint8 faces: the input outside the hole, the painting inside;
          N×H×W float32: the hole that was filled)
     """
+    import torch
+
     faces = np.asarray(faces)
     side = faces.shape[1]
     if masks is None:
@@ -150,9 +163,10 @@ def inpaint_faces(networks: UnmaskNetworks, faces: np.ndarray, masks: np.ndarray
     small_faces = resize_all(faces, networks.size, cv2.INTER_AREA)
     small_holes = (resize_all(holes, networks.size, cv2.INTER_AREA) > 0).astype(np.float32)
     painted = []
-    for start in range(0, len(faces), BATCH):
-        hole = torch.from_numpy(np.ascontiguousarray(small_holes[start : start + BATCH]))[:, None].to(networks.device)
-        painted.append(to_uint8(networks.inpainter(to_network(small_faces[start : start + BATCH], networks.device), hole)))
+    with torch.no_grad():
+        for start in range(0, len(faces), BATCH):
+            hole = torch.from_numpy(np.ascontiguousarray(small_holes[start : start + BATCH]))[:, None].to(networks.device)
+            painted.append(to_uint8(networks.inpainter(to_network(small_faces[start : start + BATCH], networks.device), hole)))
     prediction = resize_all(np.concatenate(painted), side, cv2.INTER_LINEAR)
     return np.where(holes[..., None] > 0, prediction, faces), holes  # at the crop's own resolution
 
