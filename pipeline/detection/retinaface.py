@@ -13,7 +13,6 @@ import hashlib
 import importlib.metadata
 import io
 import threading
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,25 +23,12 @@ import numpy as np
 from pipeline import weights
 from pipeline.detection.boxes import non_max_suppression
 from pipeline.detection.types import Detections
+from pipeline.networks.retinaface_config import CONFIGS, RetinaFaceConfig
 
 if TYPE_CHECKING:
     from pipeline.networks.retinaface import RetinaFace
 
 
-@dataclass(frozen=True)
-class RetinaFaceConfig:
-    backbone: str
-    in_channel: int
-    out_channel: int
-    min_sizes: tuple[tuple[int, int], ...] = ((16, 32), (64, 128), (256, 512))
-    steps: tuple[int, ...] = (8, 16, 32)
-    variance: tuple[float, float] = (0.1, 0.2)
-
-
-MOBILENET_CONFIG = RetinaFaceConfig(backbone="mobilenet0.25", in_channel=32, out_channel=64)
-RESNET50_CONFIG = RetinaFaceConfig(backbone="resnet50", in_channel=256, out_channel=256)
-CONFIGS = {"retinaface_mobilenet0.25": MOBILENET_CONFIG, "retinaface_resnet50": RESNET50_CONFIG}
-"""Each RetinaFace by its manifest name."""
 BGR_MEAN = (104.0, 117.0, 123.0)
 NETWORK_SOURCE = Path(__file__).parent.parent / "networks" / "retinaface.py"  # read for the export's cache key, not imported (torch)
 

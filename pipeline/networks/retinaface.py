@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.detection.retinaface import CONFIGS, MOBILENET_CONFIG, RESNET50_CONFIG, RetinaFaceConfig
+from pipeline.networks.retinaface_config import CONFIGS, MOBILENET_CONFIG, RESNET50_CONFIG, RetinaFaceConfig
 from pipeline.errors import CorruptWeights
 from pipeline.networks.state_dict import load_strictly, read_state_dict
 
