@@ -6,7 +6,7 @@ import pytest
 from pipeline.analysis import confirmed_faces, find_faces
 from pipeline.detection import detect_faces
 from pipeline.detection.boxes import box_iou
-from tests.helpers import cached_models, ground_truth, photo_rgb
+from tests.helpers import PHOTOS_WITHOUT_FACES, cached_models, ground_truth, photo_rgb
 
 MIN_GT_FACE_PX = 20
 
@@ -63,7 +63,7 @@ def test_no_face_in_a_photo_without_people():
         assert faces == ()
 
 
-@pytest.mark.parametrize("name", ["skimage_chelsea.png", "scipy_raccoon.jpg", "skimage_coffee.png", "skimage_rocket.jpg"])
+@pytest.mark.parametrize("name", PHOTOS_WITHOUT_FACES)
 def test_no_face_on_animals_and_objects(name):
     faces, _ = find_faces(photo_rgb(name), cached_models())
     assert faces == ()
