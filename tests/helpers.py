@@ -17,6 +17,13 @@ from PIL import Image
 
 DATA = Path(__file__).parent / "data"
 PROJECT_ROOT = Path(__file__).parent.parent
+# Test photos with no human face: animals, objects, textures, sky and microscope photos (sources in data/MANIFEST.tsv)
+PHOTOS_WITHOUT_FACES = (
+    "scipy_raccoon.jpg", "skimage_chelsea.png", "skimage_coffee.png", "skimage_rocket.jpg",
+    "skimage_brick.png", "skimage_clock_motion.png", "skimage_coins.png", "skimage_grass.png", "skimage_gravel.png",
+    "skimage_hubble_deep_field.jpg", "skimage_ihc.png", "skimage_moon.png", "skimage_motorcycle_left.png",
+    "skimage_retina.jpg", "sklearn_china.jpg", "sklearn_flower.jpg",
+)
 
 
 async def wait_until(predicate: Callable[[], Any], what: str, timeout_seconds: float) -> Any:
