@@ -30,6 +30,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its que
 
 from pipeline import analysis  # noqa: E402
 from pipeline.analysis import change_faces_reported, find_faces  # noqa: E402
+from pipeline.config import PipelineSettings  # noqa: E402
 from pipeline.modes import replace as replace_mode  # noqa: E402
 from pipeline.face import colour, crop  # noqa: E402
 from pipeline.modes.replace import identity, warp  # noqa: E402
@@ -74,7 +75,7 @@ def random_swap(device: str) -> PublishedSwap:
 
 
 def models_for(backend: str, device: str, real: bool):
-    models = cached_models()
+    models = cached_models(identities=PipelineSettings.identities)  # the default count, not the tests' few
     if backend == "classical":
         loader = lambda *_: None  # noqa: E731
     elif real:

@@ -33,6 +33,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its que
 from bench.stages import instrument  # noqa: E402
 from pipeline import analysis  # noqa: E402
 from pipeline.analysis import change_faces_reported, find_faces  # noqa: E402
+from pipeline.config import PipelineSettings  # noqa: E402
 from pipeline.modes import unmask as unmask_mode  # noqa: E402
 from pipeline.face import colour, crop  # noqa: E402
 from pipeline.face import donors as donors_module  # noqa: E402
@@ -73,7 +74,7 @@ def random_checkpoint(folder: Path) -> Path:
 
 
 def models_for(checkpoint: Path | None, harmonise: bool, device: str):
-    models = cached_models()
+    models = cached_models(identities=PipelineSettings.identities)  # the default count, not the tests' few
     swap = None
     if harmonise:
         from bench.replace import random_swap

@@ -69,14 +69,15 @@ def load_models(settings: PipelineSettings, device: str = "auto") -> Models:
         limit_cpu_threads(settings.cpu_threads)
     folder = settings.weights_path
     detector = load_detector(settings.detector, folder, device)
+    age_gender = AgeGenderEstimator(
+        weights.locate("age_gender_age", folder), weights.locate("age_gender_gender", folder), settings.cpu_threads
+    )
     return Models(
         settings=settings,
         device=device,
         detector=detector,
         second_opinion=None if settings.detector == "centerface" else SecondOpinion(load_detector("centerface", folder)),
-        age_gender=AgeGenderEstimator(
-            weights.locate("age_gender_age", folder), weights.locate("age_gender_gender", folder), settings.cpu_threads
-        ),
-        replace=ReplaceResources(folder, detector, device),
+        age_gender=age_gender,
+        replace=ReplaceResources(folder, detector, device, age_gender=age_gender, identities=settings.identities),
         unmask=TrainedUnmask(folder / CHECKPOINT_FILE, device),
     )
