@@ -80,7 +80,10 @@ def models_for(checkpoint: Path | None, harmonise: bool, device: str):
         from bench.replace import random_swap
 
         swap = random_swap(device)
-    resources = ReplaceResources(models.settings.weights_path, models.detector, device, swap_loader=lambda *_: swap)
+    resources = ReplaceResources(
+        models.settings.weights_path, models.detector, device, swap_loader=lambda *_: swap,
+        age_gender=models.age_gender, identities=models.settings.identities,
+    )
     trained = inpaint.TrainedUnmask(checkpoint, device) if checkpoint else None
     return dataclasses.replace(models, replace=resources, unmask=trained)
 

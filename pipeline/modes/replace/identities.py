@@ -21,6 +21,12 @@ finds a face, and our age/gender model gives it the intended gender. Its age is
 its skin person's (skin, hair and head carry the age; the model reads composites
 younger), and its pose, eyes, mouth and smile are dlib's reading of the composite.
 
+Men are tried first (the pool has 3 men and 7 women: every male combination
+before women repeat), and three tries in four are for a calm mouth. The
+identities are frontal: the pool has no three-quarter views to compose turned
+ones from, so a face turned further is given the pool's own people
+(`donors.MAX_POSE_GAP`), and the anonymity check blurs it when they show through.
+
 Built once beside the pool and kept in its index under the source `composite`,
 with a digest of what it was made from: rebuilt only when those inputs change or
 more identities are asked for than were built.
@@ -55,7 +61,7 @@ from pipeline.modes.replace.warp import warp_piecewise
 log = logging.getLogger(__name__)
 
 SOURCE = "composite"
-VERSION = 4  # raise when the recipe changes: the identities are rebuilt
+VERSION = 5  # raise when the recipe changes: the identities are rebuilt
 IDENTITY_COUNT = 120  # identities built by default (at least 100 are wanted across genders, ages and skin tones)
 MAX_TRIES = 150  # failed compositions in a row after which a gender gives no more identities
 # dlib distance between two identities, so none is a near-duplicate of another: above the median distance
@@ -64,8 +70,11 @@ MAX_TRIES = 150  # failed compositions in a row after which a gender gives no mo
 MIN_IDENTITY_DISTANCE = 0.45
 MIN_FACE_SCORE = 0.8  # the detector's score a new face needs
 SEED = 20261205
-CALM_MOUTH_OPEN = 0.06  # an expression whose crops' median mouth is open less than this (lip gap / eye-to-mouth) ...
-CALM_SMILE = 0.9  # ... and smiles less than this (mouth width / eye distance; neutral faces 0.84) has a calm mouth
+# The expression sheets' cells identities are made from. Sad, angry, disgusted and scared faces are left out:
+# their brows and mouth corners made grimaces that donor choice cannot see (it measures the mouth's opening and
+# width only), and a smiling woman came back frowning.
+CALM_EXPRESSIONS = ("neutral", "determined", "pensive", "confused")
+SMILING_EXPRESSIONS = ("happy", "smug")
 CALM_SHARE = (3, 4)  # three tries in four are for an expression with a calm mouth
 EYES = LEFT_EYE + RIGHT_EYE + BROWS
 MOUTH = list(range(48, 68))
@@ -216,23 +225,17 @@ def compose_identities(
 
 
 def expression_cycle(by_expression: dict[str, dict[str, Donor]]) -> list[str]:
-    """The order expressions are tried in for one gender: `CALM_SHARE` of the tries with a calm mouth, calmest first."""
-    calm, other = [], []
-    for expression, crops in by_expression.items():
-        if len(crops) < 3:  # too few people for a composite
-            continue
-        mouth_open = float(np.median([d.mouth_open for d in crops.values()]))
-        smile = float(np.median([d.smile for d in crops.values()]))
-        (calm if mouth_open < CALM_MOUTH_OPEN and smile < CALM_SMILE else other).append((mouth_open + smile, expression))
-    calm, other = [e for _, e in sorted(calm)], [e for _, e in sorted(other)]
-    if not calm or not other:
-        return calm or other
-    tries = CALM_SHARE[1] * len(calm) * len(other)
+    """The order expressions are tried in for one gender: `CALM_SHARE` of the tries with a calm mouth."""
+    calm = [e for e in CALM_EXPRESSIONS if len(by_expression.get(e, {})) >= 3]  # fewer people give no composite
+    smiling = [e for e in SMILING_EXPRESSIONS if len(by_expression.get(e, {})) >= 3]
+    if not calm or not smiling:
+        return calm or smiling
+    tries = CALM_SHARE[1] * len(calm) * len(smiling)
     calm_tries = [calm[i % len(calm)] for i in range(tries * CALM_SHARE[0] // CALM_SHARE[1])]
-    other_tries = [other[i % len(other)] for i in range(tries - len(calm_tries))]
-    spread = [(i / len(calm_tries), e) for i, e in enumerate(calm_tries)]
-    spread += [((i + 1) / (len(other_tries) + 1), e) for i, e in enumerate(other_tries)]  # evenly among the calm ones
-    return [e for _, e in sorted(spread)]
+    smiling_tries = [smiling[i % len(smiling)] for i in range(tries - len(calm_tries))]
+    spread = [(i / len(calm_tries), 0, e) for i, e in enumerate(calm_tries)]
+    spread += [((i + 1) / (len(smiling_tries) + 1), 1, e) for i, e in enumerate(smiling_tries)]  # evenly among the calm ones
+    return [e for *_, e in sorted(spread)]
 
 
 def far_enough(descriptor: np.ndarray, people: dict[str, list[np.ndarray]], identities: list[np.ndarray]) -> bool:
