@@ -42,6 +42,7 @@ from PIL import Image  # noqa: E402
 
 from pipeline import analysis  # noqa: E402
 from pipeline.analysis import change_faces_reported, find_faces  # noqa: E402
+from pipeline.config import PipelineSettings  # noqa: E402
 from pipeline.face.crop import MIN_FACE_PX  # noqa: E402
 from pipeline.face.colour import to_lab  # noqa: E402
 from pipeline.face.landmarks import LEFT_EYE, RIGHT_EYE, dlib_box_from_five, eye_ratio, find_landmarks68  # noqa: E402
@@ -266,7 +267,7 @@ def main() -> None:
     photos = arguments.photo or sorted(p.name for p in DATA.iterdir() if p.suffix in (".jpg", ".png"))
     if arguments.save:
         arguments.save.mkdir(parents=True, exist_ok=True)
-    models = cached_models()
+    models = cached_models(identities=PipelineSettings.identities)  # the default count, not the tests' few
     predictor = models.replace.get().predictor
     masks: list = []
     recorded_paste_masks(masks)

@@ -30,6 +30,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its que
 
 from pipeline import analysis  # noqa: E402
 from pipeline.analysis import change_faces_reported, find_faces  # noqa: E402
+from pipeline.config import PipelineSettings  # noqa: E402
 from pipeline.modes import replace as replace_mode  # noqa: E402
 from pipeline.face import colour, crop  # noqa: E402
 from pipeline.modes.replace import identity, warp  # noqa: E402
@@ -74,7 +75,7 @@ def random_swap(device: str) -> PublishedSwap:
 
 
 def models_for(backend: str, device: str, real: bool):
-    models = cached_models()
+    models = cached_models(identities=PipelineSettings.identities)  # the default count, not the tests' few
     if backend == "classical":
         loader = lambda *_: None  # noqa: E731
     elif real:
@@ -82,7 +83,10 @@ def models_for(backend: str, device: str, real: bool):
     else:
         swap = random_swap(device)
         loader = lambda *_: swap  # noqa: E731
-    resources = ReplaceResources(models.settings.weights_path, models.detector, device, swap_loader=loader)
+    resources = ReplaceResources(
+        models.settings.weights_path, models.detector, device, swap_loader=loader,
+        age_gender=models.age_gender, identities=models.settings.identities,
+    )
     started = time.perf_counter()
     swap = resources.get().swap
     print(f"\n== {swap.backend + ' on ' + device if swap else 'classical warp on the CPU'}: "
@@ -124,7 +128,10 @@ def main() -> None:
         run(models_for("classical", "cpu", False), CLASSICAL_STAGES, totals)
     if arguments.backend in ("published", "both"):
         if not arguments.real:  # random weights fail every check: time one donor round, as a passing swap needs
-            for name, value in (("MIN_DISTANCE", 0.0), ("MIN_KEPT_DISTANCE", 0.0), ("MAX_SIMILARITY", 2.0), ("MAX_KEPT_SIMILARITY", 2.0)):
+            for name, value in (
+                ("MIN_DISTANCE", 0.0), ("MIN_KEPT_DISTANCE", 0.0), ("MIN_POOL_DISTANCE", 0.0),
+                ("MAX_SIMILARITY", 2.0), ("MAX_KEPT_SIMILARITY", 2.0),
+            ):
                 setattr(identity, name, value)
         run(models_for("published", arguments.device, arguments.real), PUBLISHED_STAGES, totals)
 

@@ -33,6 +33,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its que
 from bench.stages import instrument  # noqa: E402
 from pipeline import analysis  # noqa: E402
 from pipeline.analysis import change_faces_reported, find_faces  # noqa: E402
+from pipeline.config import PipelineSettings  # noqa: E402
 from pipeline.modes import unmask as unmask_mode  # noqa: E402
 from pipeline.face import colour, crop  # noqa: E402
 from pipeline.face import donors as donors_module  # noqa: E402
@@ -73,13 +74,16 @@ def random_checkpoint(folder: Path) -> Path:
 
 
 def models_for(checkpoint: Path | None, harmonise: bool, device: str):
-    models = cached_models()
+    models = cached_models(identities=PipelineSettings.identities)  # the default count, not the tests' few
     swap = None
     if harmonise:
         from bench.replace import random_swap
 
         swap = random_swap(device)
-    resources = ReplaceResources(models.settings.weights_path, models.detector, device, swap_loader=lambda *_: swap)
+    resources = ReplaceResources(
+        models.settings.weights_path, models.detector, device, swap_loader=lambda *_: swap,
+        age_gender=models.age_gender, identities=models.settings.identities,
+    )
     trained = inpaint.TrainedUnmask(checkpoint, device) if checkpoint else None
     return dataclasses.replace(models, replace=resources, unmask=trained)
 

@@ -39,12 +39,14 @@ class PipelineSettings:
     blur_style: str = "mosaic"
     weights_dir: str = "weights"
     cpu_threads: int = 0  # 0: all cores
+    identities: int = 120  # new identities made from the donor pool for replace and unmask (once, cached beside the pool)
 
     ENVIRONMENT: ClassVar[Mapping[str, str]] = {
         "detector": "PIPELINE_DETECTOR",
         "blur_style": "PIPELINE_BLUR_STYLE",
         "weights_dir": "PIPELINE_WEIGHTS_DIR",
         "cpu_threads": "PIPELINE_CPU_THREADS",
+        "identities": "PIPELINE_IDENTITIES",
     }
     SECRETS: ClassVar[frozenset[str]] = frozenset()
 

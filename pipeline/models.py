@@ -87,23 +87,30 @@ def load_models(settings: PipelineSettings, device: str = "auto", modes: Collect
         limit_cpu_threads(settings.cpu_threads)
     folder = settings.weights_path
     detector = load_detector(settings.detector, folder, device)
+    age_gender = AgeGenderEstimator(
+        weights.locate("age_gender_age", folder), weights.locate("age_gender_gender", folder), settings.cpu_threads
+    )
     return Models(
         settings=settings,
         device=device,
         detector=detector,
         second_opinion=None if settings.detector == "centerface" else SecondOpinion(load_detector("centerface", folder)),
-        age_gender=AgeGenderEstimator(
-            weights.locate("age_gender_age", folder), weights.locate("age_gender_gender", folder), settings.cpu_threads
+        age_gender=age_gender,
+        replace=(
+            replace_resources(folder, detector, device, age_gender, settings.identities)
+            if "replace" in modes or "unmask" in modes
+            else None
         ),
-        replace=replace_resources(folder, detector, device) if "replace" in modes or "unmask" in modes else None,
         unmask=trained_unmask(folder, device) if "unmask" in modes else None,
     )
 
 
-def replace_resources(folder: Path, detector: FaceDetector, device: str) -> ReplaceResources:
+def replace_resources(
+    folder: Path, detector: FaceDetector, device: str, age_gender: AgeGenderEstimator, identities: int
+) -> ReplaceResources:
     from pipeline.modes.replace.resources import ReplaceResources
 
-    return ReplaceResources(folder, detector, device)
+    return ReplaceResources(folder, detector, device, age_gender=age_gender, identities=identities)
 
 
 def trained_unmask(folder: Path, device: str) -> TrainedUnmask:

@@ -13,6 +13,9 @@ from rq import Queue, Worker
 
 from workers.connection import connect_redis
 from workers.embedded_redis import EmbeddedRedis
+from tests.helpers import TEST_IDENTITIES
+
+os.environ.setdefault("PIPELINE_IDENTITIES", str(TEST_IDENTITIES))  # workers and bots the tests start make few
 
 PROJECT_ROOT = Path(__file__).parent.parent
 STARTUP_WAIT_SECONDS = 120  # hang protection only

@@ -49,15 +49,18 @@ def ground_truth() -> dict:
     return json.loads((DATA / "ground_truth.json").read_text())
 
 
+TEST_IDENTITIES = 6  # new identities the tests make (the default is 120: minutes to build)
+
+
 @lru_cache(maxsize=2)
-def cached_models(detector: str = "retinaface_mobilenet0.25"):
-    """The pipeline's models, loaded once per test process."""
+def cached_models(detector: str = "retinaface_mobilenet0.25", identities: int = TEST_IDENTITIES):
+    """The pipeline's models, loaded once per test process (benchmarks ask for the configured identities)."""
     from dataclasses import replace
 
     from pipeline.config import load_config
     from pipeline.models import load_models
 
-    settings = replace(load_config(environ={}).pipeline, detector=detector)
+    settings = replace(load_config(environ={}).pipeline, detector=detector, identities=identities)
     return load_models(settings, "cpu")
 
 

@@ -103,7 +103,7 @@ def models_with(swap: PublishedSwap | None):
 @pytest.fixture
 def any_swap_passes(monkeypatch):
     """Anonymity limits every result meets: for tests about geometry and masks, not about the check."""
-    for name, value in (("MIN_DISTANCE", 0.0), ("MIN_KEPT_DISTANCE", 0.0), ("MAX_SIMILARITY", 2.0), ("MAX_KEPT_SIMILARITY", 2.0)):
+    for name, value in (("MIN_DISTANCE", 0.0), ("MIN_KEPT_DISTANCE", 0.0), ("MIN_POOL_DISTANCE", 0.0), ("MAX_SIMILARITY", 2.0), ("MAX_KEPT_SIMILARITY", 2.0)):
         monkeypatch.setattr(identity, name, value)
 
 

@@ -44,6 +44,10 @@ FACIAL_HAIR_DARKENING = (20.0, 35.0)  # LAB L units darker above the lip than th
 REUSED_IDENTITY_COST = 100.0  # per earlier use of this synthetic person in the same photo
 REUSED_IMAGE_COST = 1000.0  # per earlier use of this exact crop (and flip) in the same photo
 OTHER_GENDER_COST = 10_000.0  # only when the pool has nobody of the target's gender
+SOURCE_PREFERENCE = ("stylegan2:", "composite:")  # donors offered first, by source; the pool's own people come last
+# A source is passed over for a face turned further than its most turned donor (either way, mirroring allowed)
+# by more than this (about 17°): frontal donors warped onto a face turned 25° or more show its features twice.
+MAX_POSE_GAP = 0.3
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,11 @@ def rank_donors(
 ) -> list[Candidate]:
     """Every (donor, flip) for the target, best first.
 
-    Only donors of the target's gender are offered, unless the pool has none.
+    Only donors of the target's gender are offered, unless the pool has none; of
+    those, only the most preferred source (`SOURCE_PREFERENCE`: generated StyleGAN
+    donors, then the new identities made from the pool, then the pool's own people)
+    that has a donor in the target's pose (`MAX_POSE_GAP`); when none has, the one
+    whose donors come closest to that pose.
     Within a photo, a synthetic person already used ranks after every unused one
     (so identities repeat only once all of that gender are used), and an exact
     crop already used ranks after every crop not yet used.
@@ -176,6 +184,10 @@ def rank_donors(
     used_images = used_images or Counter()
     same_gender = [d for d in donors if d.gender == target.gender]
     offered = same_gender or list(donors)
+    if offered:
+        turn = abs(target.features.yaw)
+        best_source = min((max(abs(abs(d.yaw) - turn) - MAX_POSE_GAP, 0.0), source_rank(d)) for d in offered)[1]
+        offered = [d for d in offered if source_rank(d) == best_source]
     candidates = []
     for donor in offered:
         for flip in (False, True):
@@ -185,6 +197,11 @@ def rank_donors(
             candidates.append(Candidate(donor, flip, cost))
     candidates.sort(key=lambda c: (c.cost, c.donor.id, c.flip))
     return candidates
+
+
+def source_rank(donor: Donor) -> int:
+    """Where the donor's source stands in `SOURCE_PREFERENCE` (0 first)."""
+    return next((rank for rank, prefix in enumerate(SOURCE_PREFERENCE) if donor.source.startswith(prefix)), len(SOURCE_PREFERENCE))
 
 
 def facial_hair(lab: np.ndarray, points: np.ndarray, skin_lab: tuple[float, float, float]) -> float:

@@ -230,7 +230,8 @@ class ReplaceChanger:
         """The anonymity check of a replaced work crop whose 68 landmarks are `points` (dlib), plus ArcFace's similarities when given."""
         descriptor = describe_face(self.resources.recognizer, composite, points)
         return IdentityCheck(
-            descriptor_distance(descriptor, screened.descriptor), closest_distance(descriptor, self.kept_descriptors()), **arcface
+            descriptor_distance(descriptor, screened.descriptor), closest_distance(descriptor, self.kept_descriptors()), **arcface,
+            pool_distance=closest_distance(descriptor, self.resources.pool_people),
         )
 
     def screen(self, face: Face) -> ScreenedFace | ModeOutput:

@@ -19,7 +19,9 @@ Two recognisers, each with a published same-person threshold:
 Both run when SimSwap does: SimSwap is trained to move ArcFace's embedding
 towards the donor, so ArcFace alone is the recogniser a swap most easily
 satisfies; dlib is an independent second opinion (and what the tests measure).
-Kept faces only must not be matched (no privacy risk, so no margin).
+Kept faces only must not be matched (no privacy risk, so no margin), and
+neither may any person of the donor pool (`MIN_POOL_DISTANCE`, dlib only): a
+replaced face must not pass as someone whose face the pool was made from.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 SAME_PERSON_THRESHOLD = 0.6  # dlib's published distance threshold
 MIN_DISTANCE = 0.7  # from the original: the threshold plus a measured margin (re-identification risk)
 MIN_KEPT_DISTANCE = SAME_PERSON_THRESHOLD  # from kept faces: only must not pass as them
+MIN_POOL_DISTANCE = SAME_PERSON_THRESHOLD  # from every person of the donor pool: the result must not pass as one
 SAME_PERSON_SIMILARITY = 0.33  # ArcFace cosine similarity at LFW's same-person boundary (70.4°: 0.336; deepface: 0.32)
 MAX_SIMILARITY = 0.25  # to the original: the boundary less a margin of 0.08 (about 5°), not measured
 MAX_KEPT_SIMILARITY = SAME_PERSON_SIMILARITY  # to kept faces: only must not pass as them
@@ -44,10 +47,11 @@ class IdentityCheck:
     kept_distance: float  # ... to the nearest kept face (infinity when none)
     similarity: float | None = None  # ArcFace cosine similarity to the original; None when ArcFace did not run
     kept_similarity: float | None = None  # ... to the most similar kept face (-1 when none)
+    pool_distance: float = float("inf")  # dlib distance to the nearest crop of a pool person (infinity when unchecked)
 
     @property
     def passed(self) -> bool:
-        passed = self.distance >= MIN_DISTANCE and self.kept_distance >= MIN_KEPT_DISTANCE
+        passed = self.distance >= MIN_DISTANCE and self.kept_distance >= MIN_KEPT_DISTANCE and self.pool_distance >= MIN_POOL_DISTANCE
         if self.similarity is not None:
             passed = passed and self.similarity < MAX_SIMILARITY and self.kept_similarity < MAX_KEPT_SIMILARITY
         return passed
@@ -57,6 +61,8 @@ class IdentityCheck:
         text = f"dlib distance {self.distance:.2f} (needs ≥ {MIN_DISTANCE})"
         if self.kept_distance != float("inf"):
             text += f", to kept faces {self.kept_distance:.2f} (≥ {MIN_KEPT_DISTANCE})"
+        if self.pool_distance != float("inf"):
+            text += f", to the pool's people {self.pool_distance:.2f} (≥ {MIN_POOL_DISTANCE})"
         if self.similarity is not None:
             text += f"; ArcFace similarity {self.similarity:.2f} (needs < {MAX_SIMILARITY})"
             if self.kept_similarity > -1:

@@ -1,5 +1,6 @@
 """Replace mode's models, loaded lazily and once per process: dlib's 68-point predictor,
-dlib's face recogniser, the donor pool (built on first use when missing) and, when
+dlib's face recogniser, the donor pool (built on first use when missing, with its new
+identities when the age/gender estimator is given: `identities.ensure_identities`) and, when
 their weights are present, the published swap networks (`published.load_swap`:
 SimSwap, ArcFace, BiSeNet; otherwise the classical warp runs).
 
@@ -39,6 +40,7 @@ class ReplaceModels:
     recognizer: object  # dlib.face_recognition_model_v1
     pool: DonorPool
     swap: PublishedSwap | None = None  # SimSwap + ArcFace (+ BiSeNet) when their weights are present
+    pool_people: tuple = ()  # dlib descriptors of every crop of every openpeople person: no result may pass as one
 
 
 class ReplaceResources:
@@ -48,16 +50,20 @@ class ReplaceResources:
         device: where the published networks run.
         swap_loader: `(weights_dir, device) -> PublishedSwap | None`; tests and
             benchmarks hand in networks built without weight files.
+        age_gender: our estimator; with it, the pool's new identities are made when missing.
+        identities: how many new identities to make (`identities.ensure_identities`).
     """
 
     def __init__(
         self, weights_dir: Path, detector: FaceDetector, device: str = "cpu",
-        swap_loader: Callable[[Path, str], PublishedSwap | None] = load_swap,
+        swap_loader: Callable[[Path, str], PublishedSwap | None] = load_swap, age_gender=None, identities: int = 0,
     ):
         self.weights_dir = Path(weights_dir)
         self.detector = detector
         self.device = device
         self.swap_loader = swap_loader
+        self.age_gender = age_gender
+        self.identities = identities
         self._models: ReplaceModels | None = None
         self._lock = threading.Lock()
 
@@ -96,6 +102,7 @@ class ReplaceResources:
                 import dlib
 
                 from pipeline.face.pool import PoolUnavailable, load_or_build_pool
+                from pipeline.modes.replace.identities import ensure_identities, pool_descriptors, without_identities
 
                 predictor = dlib.shape_predictor(str(weights.locate("dlib_landmarks68", self.weights_dir)))
                 recognizer = dlib.face_recognition_model_v1(str(weights.locate("dlib_face_recognition", self.weights_dir)))
@@ -103,7 +110,13 @@ class ReplaceResources:
                     pool = load_or_build_pool(self.pool_folder, self.detector, predictor)
                 except PoolUnavailable as error:
                     raise ReplaceUnavailable(f"replace: {error}") from None
-                self._models = ReplaceModels(predictor, recognizer, pool, self.swap_loader(self.weights_dir, self.device))
+                if self.age_gender is not None and self.identities > 0:
+                    pool = ensure_identities(pool, recognizer, self.detector, predictor, self.age_gender, self.identities)
+                else:
+                    pool = without_identities(pool)
+                people = tuple(d for found in pool_descriptors(pool, recognizer).values() for d in found)
+                swap = self.swap_loader(self.weights_dir, self.device)
+                self._models = ReplaceModels(predictor, recognizer, pool, swap, people)
                 swap = self._models.swap
                 log.info("replace mode uses %s", f"{swap.backend} on {swap.device}" if swap else "the classical warp")
             return self._models
