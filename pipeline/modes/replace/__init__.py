@@ -50,9 +50,10 @@ import numpy as np
 
 from pipeline.align import compose, transform_points
 from pipeline.face.blur import blur_face
-from pipeline.face.colour import match_sharpness, skin_visibility, to_lab, transfer_colour
+from pipeline.face.colour import skin_visibility, to_lab, transfer_colour
 from pipeline.face.covering import covering_in_crop, find_covering
 from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face
+from pipeline.face.texture import in_photo_pixels, matched_detail, photo_region
 from pipeline.face.donors import Candidate, Target, donor_label, facial_hair, load_donor, median_skin_lab, rank_donors
 from pipeline.modes.replace.expression import matched_expression
 from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
@@ -67,7 +68,8 @@ from pipeline.types import Face, FaceReport, ModeOutput
 log = logging.getLogger(__name__)
 
 MAX_LANDMARK_DISAGREEMENT = 0.35  # dlib vs detector five points, in eye-to-mouth distances
-MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region counts as too occluded
+MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region (above a face mask) counts as too occluded
+MIN_UNMASKED_SKIN = 0.2  # a face mask leaving less of the face's skin than this leaves too little to replace
 ERODE = 0.05  # the face region is shrunk by this fraction of the face size ...
 FEATHER = 0.06  # ... and its edge softened over this fraction
 FEATURE_MARGIN = 0.06  # the features' cover reaches this fraction of the face size beyond their outline
@@ -252,10 +254,16 @@ class ReplaceChanger:
         if mask_cover is not None:
             visible = visible * (1 - cv2.GaussianBlur(mask_cover, (0, 0), max(1.0, 0.02 * face_px)))
         skin_area = region * (1 - features_mask)
-        visible_share = float((visible * skin_area).sum() / max(skin_area.sum(), 1.0))
-        if visible_share < MIN_VISIBLE_SKIN:
-            covered_by = "a face mask" if mask_cover is not None else "something in front of it"
-            return self.fall_back(face, f"too covered by {covered_by} ({visible_share:.0%} of the skin visible)")
+        if mask_cover is not None:  # the mask stays: only the face it leaves (eyes, brows, forehead) is replaced
+            unmasked = skin_area * (1 - mask_cover)
+            unmasked_share = float(unmasked.sum() / max(skin_area.sum(), 1.0))
+            visible_share = float((visible * unmasked).sum() / max(unmasked.sum(), 1.0))
+            if unmasked_share < MIN_UNMASKED_SKIN or visible_share < MIN_VISIBLE_SKIN:
+                return self.fall_back(face, f"too covered: a face mask and {visible_share:.0%} of the rest of the skin visible")
+        else:
+            visible_share = float((visible * skin_area).sum() / max(skin_area.sum(), 1.0))
+            if visible_share < MIN_VISIBLE_SKIN:
+                return self.fall_back(face, f"too covered by something in front of it ({visible_share:.0%} of the skin visible)")
         lab = to_lab(crop)
         skin_lab = median_skin_lab(lab, band)
         target = Target(
@@ -279,26 +287,24 @@ class ReplaceChanger:
 
     def warp_classically(self, screened: ScreenedFace) -> ModeOutput:
         """The best-ranked donor that passes the anonymity check, warped onto the face; else blur."""
-        face, prepared = screened.face, screened.prepared
-        crop = prepared.crop
+        face = screened.face
         candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images)
         best = None
         for candidate in donor_attempts(candidates, MAX_DONORS_TRIED):
-            new_pixels, points, mask = self.render_donor(candidate, screened)
-            composite = blend(crop, new_pixels, mask)
-            check = self.check_identity(composite, points, screened)
+            output, points = self.render_donor(candidate, screened)
+            check = self.check_identity(self.as_work_crop(output, screened), points, screened)
             if best is None or check.distance > best.distance:
                 best = check
             if check.passed:
                 self.used_identities[candidate.donor.identity] += 1
                 self.used_images[candidate.key] += 1
                 self.accept(face, candidate, check, CLASSICAL)
-                return ModeOutput(crop=new_pixels, mask=mask, matrix=prepared.matrix)
+                return output
         return self.fall_back_unmatched(face, best, CLASSICAL)
 
-    def render_donor(self, candidate: Candidate, screened: ScreenedFace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The donor warped onto the target with the target's colour, light, resolution and grain, its 68 landmarks
-        there, and the mask that pastes it."""
+    def render_donor(self, candidate: Candidate, screened: ScreenedFace) -> tuple[ModeOutput, np.ndarray]:
+        """The donor warped onto the target with the target's colour and light, finished in the photo's pixels with
+        the person's own detail and the photo's grain (`texture.matched_detail`), and its 68 landmarks in the work crop."""
         prepared = screened.prepared
         crop, face_px = prepared.crop, prepared.size_px
         donor_image, donor_points = load_donor(self.resources.pool, candidate)
@@ -307,7 +313,17 @@ class ReplaceChanger:
         warped = warp_piecewise(donor_image, donor_points, layout, (crop.shape[1], crop.shape[0]))
         coloured = transfer_colour(warped, crop, screened.skin_area, screened.target_skin, face_px)
         mask = cover_features(screened.mask, screened.visible, face_px, prepared.points, layout)
-        return match_sharpness(coloured, crop, screened.region, prepared.scale, seed=screened.face.number), layout, mask
+        base, matrix, new, (mask,) = in_photo_pixels(self.image, prepared, coloured, mask)
+        new = matched_detail(new, base, mask, mask >= 0.5, seed=screened.face.number)
+        return ModeOutput(crop=new, mask=mask, matrix=matrix), layout
+
+    def as_work_crop(self, output: ModeOutput, screened: ScreenedFace) -> np.ndarray:
+        """The photo with `output` pasted, cut out as its work crop was (what the anonymity check sees)."""
+        prepared = screened.prepared
+        base, _ = photo_region(self.image, prepared)
+        size = (prepared.crop.shape[1], prepared.crop.shape[0])
+        shrink = cv2.INTER_AREA if prepared.scale < 1 else cv2.INTER_LINEAR
+        return cv2.resize(blend(base, output.crop, output.mask), size, interpolation=shrink)
 
     def aligned_donor(self, candidate: Candidate) -> np.ndarray:
         """The donor's face aligned for the generator, which ArcFace embeds as the identity to give."""
