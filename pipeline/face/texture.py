@@ -49,12 +49,15 @@ def in_photo_pixels(image: np.ndarray, prepared: PreparedFace, new: np.ndarray, 
     return base, matrix, new, [cv2.resize(layer, size, interpolation=shrink) for layer in layers]
 
 
-def matched_detail(new: np.ndarray, base: np.ndarray, mask: np.ndarray, upper: np.ndarray, seed: int) -> np.ndarray:
+def matched_detail(
+    new: np.ndarray, base: np.ndarray, mask: np.ndarray, upper: np.ndarray, seed: int, inside: np.ndarray | None = None
+) -> np.ndarray:
     """`new` blurred or sharpened (`DETAIL_STEPS`), with the photo's grain, so that its fine detail under the mask
-    (mean |Laplacian|) comes closest to that of the person's own upper face (`upper`, bool): a real face's lower
-    half is about as crisp as its upper half, and a donor resampled twice is softer than a photo's own faces, or
-    crisper than a soft one."""
-    inside = mask >= 0.5
+    (mean |Laplacian|; or under `inside`, bool) comes closest to that of the person's own face (`upper`, bool: the
+    upper face for a new lower face, the same pixels for a whole new face): a real face's lower half is about as
+    crisp as its upper half, and a donor resampled twice is softer than a photo's own faces, or crisper than a soft
+    one."""
+    inside = mask >= 0.5 if inside is None else inside
     if upper.sum() < 16 or inside.sum() < 16:
         return with_photo_grain(new, base, mask, seed)
     wanted = max(laplacian_level(base, upper), 1e-3)

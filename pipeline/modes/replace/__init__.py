@@ -20,20 +20,23 @@ the choice is logged once and named in each replaced face's report):
    (`expression`: closed and downcast eyes stay so, a straight mouth gets no
    grin's teeth), pulled towards the target's where the warp would
    fold (`warp.donor_layout`, `warp.unfolded_layout`, `warp.warp_piecewise`);
-   give it the target's colour, light, resolution and grain (`face.colour`);
+   give it the target's colour and light (`face.colour`), then, in the photo's own pixels, the
+   person's own detail and the photo's grain (`face.texture`);
 4. mask = feathered, eroded face region, raised to 1 over the features of both
    faces (`cover_features`: a feature half-shown at the soft edge beside the
    other face's showed twice), minimum with the target's visible skin
    (hands, medical masks and hair in front of the face keep their pixels; a face
-   mask is found by the toolkit's mask finder, `face.covering`: `face_mask_cover`);
+   mask is found by the toolkit's mask finder, `face.covering`: `face_mask_cover`, and stays: the
+   face above it, which identifies the person, is replaced);
 5. check anonymity with dlib's face descriptors (`identity`): the result must
-   be at least `identity.MIN_DISTANCE` from the original and
+   be at least `identity.MIN_DISTANCE` (`identity.MASKED_MIN_DISTANCE` for a masked face) from the original and
    `identity.MIN_KEPT_DISTANCE` from every kept face (and, with SimSwap, below
    `identity.MAX_SIMILARITY` in ArcFace), else the next donor is tried.
 
 A face that is too small (`MIN_FACE_PX`), turned to profile, more than
-`1 - MIN_VISIBLE_SKIN` covered, or whose donors all fail the check, is blurred
-with `face.blur.blur_face` instead, and its report says why.
+`1 - MIN_VISIBLE_SKIN` covered (above a face mask: the skin around the eyes; or whose mask leaves under
+`MIN_UNMASKED_SKIN` of its skin), or whose donors all fail the check, is blurred with `face.blur.blur_face`
+instead, and its report says why.
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face
 from pipeline.face.texture import in_photo_pixels, matched_detail, photo_region
 from pipeline.face.donors import Candidate, Target, donor_label, facial_hair, load_donor, median_skin_lab, rank_donors
 from pipeline.modes.replace.expression import matched_expression
-from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
+from pipeline.modes.replace.identity import (
+    MASKED_MIN_DISTANCE, MIN_DISTANCE, IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance,
+)
 from pipeline.face.landmarks import (
     eye_band, face_features, face_outline, feature_mask, fill_polygon, five_from_68, landmark_disagreement,
 )
@@ -68,12 +73,13 @@ from pipeline.types import Face, FaceReport, ModeOutput
 log = logging.getLogger(__name__)
 
 MAX_LANDMARK_DISAGREEMENT = 0.35  # dlib vs detector five points, in eye-to-mouth distances
-MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region (above a face mask) counts as too occluded
+MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region (around the eyes above a face mask) is too occluded
 MIN_UNMASKED_SKIN = 0.2  # a face mask leaving less of the face's skin than this leaves too little to replace
 ERODE = 0.05  # the face region is shrunk by this fraction of the face size ...
 FEATHER = 0.06  # ... and its edge softened over this fraction
 FEATURE_MARGIN = 0.06  # the features' cover reaches this fraction of the face size beyond their outline
 MASK_RIM = 0.04  # a face mask's pixels are grown by this fraction of the face size before they are kept
+CORE = 0.9  # new pixels' detail is matched to the person's own where the mask is above this
 MAX_DONORS_TRIED = 6  # donors tried before blurring (classical: each person once, then other crops; ~0.14 s each)
 CLASSICAL = "classical warp"  # the backend named in reports when no published networks are used
 
@@ -154,6 +160,7 @@ class ScreenedFace:
     visible: np.ndarray  # where the face itself shows (its skin and features), not something in front of it
     region: np.ndarray  # the whole face region, where sharpness is compared
     descriptor: np.ndarray  # dlib descriptor of the original
+    masked: bool  # wears a face mask, which stays (only the face above it is replaced)
 
 
 @dataclass
@@ -232,7 +239,8 @@ class ReplaceChanger:
         """The anonymity check of a replaced work crop whose 68 landmarks are `points` (dlib), plus ArcFace's similarities when given."""
         descriptor = describe_face(self.resources.recognizer, composite, points)
         return IdentityCheck(
-            descriptor_distance(descriptor, screened.descriptor), closest_distance(descriptor, self.kept_descriptors()), **arcface
+            descriptor_distance(descriptor, screened.descriptor), closest_distance(descriptor, self.kept_descriptors()), **arcface,
+            min_distance=MASKED_MIN_DISTANCE if screened.masked else MIN_DISTANCE,
         )
 
     def screen(self, face: Face) -> ScreenedFace | ModeOutput:
@@ -249,17 +257,22 @@ class ReplaceChanger:
         region = fill_polygon(shape, face_outline(points))
         features_mask = feature_mask(shape, points, grow_px=0.03 * face_px)
         band = eye_band(shape, points)
-        visible = skin_visibility(crop, band, features_mask, face_px)
         mask_cover = face_mask_cover(self.image, face, prepared)
-        if mask_cover is not None:
+        if mask_cover is None:
+            visible = skin_visibility(crop, band, features_mask, face_px)
+        else:  # the skin's colour is taken above the mask (which may ride up into the band)
+            visible = skin_visibility(crop, band * (1 - mask_cover), features_mask, face_px)
             visible = visible * (1 - cv2.GaussianBlur(mask_cover, (0, 0), max(1.0, 0.02 * face_px)))
         skin_area = region * (1 - features_mask)
-        if mask_cover is not None:  # the mask stays: only the face it leaves (eyes, brows, forehead) is replaced
-            unmasked = skin_area * (1 - mask_cover)
-            unmasked_share = float(unmasked.sum() / max(skin_area.sum(), 1.0))
-            visible_share = float((visible * unmasked).sum() / max(unmasked.sum(), 1.0))
+        if mask_cover is not None:
+            # The mask stays, and the face it leaves is replaced: the eyes and the skin around them identify a masked
+            # person, so that skin must show. A cap or hair over the forehead keeps its pixels (the blend mask is the
+            # minimum with the visible skin).
+            unmasked_share = float((skin_area * (1 - mask_cover)).sum() / max(skin_area.sum(), 1.0))
+            around_eyes = band * (1 - mask_cover)
+            visible_share = float((visible * around_eyes).sum() / max(around_eyes.sum(), 1.0))
             if unmasked_share < MIN_UNMASKED_SKIN or visible_share < MIN_VISIBLE_SKIN:
-                return self.fall_back(face, f"too covered: a face mask and {visible_share:.0%} of the rest of the skin visible")
+                return self.fall_back(face, f"too covered: a face mask, and {visible_share:.0%} of the skin around the eyes visible")
         else:
             visible_share = float((visible * skin_area).sum() / max(skin_area.sum(), 1.0))
             if visible_share < MIN_VISIBLE_SKIN:
@@ -272,7 +285,8 @@ class ReplaceChanger:
         )
         descriptor = describe_face(self.resources.recognizer, crop, points)
         return ScreenedFace(
-            face, prepared, target, blend_mask(region, visible, face_px), skin_area, skin_area * visible, visible, region, descriptor
+            face, prepared, target, blend_mask(region, visible, face_px), skin_area, skin_area * visible, visible, region, descriptor,
+            masked=mask_cover is not None,
         )
 
     def apply(self, face: Face) -> ModeOutput:
@@ -314,7 +328,8 @@ class ReplaceChanger:
         coloured = transfer_colour(warped, crop, screened.skin_area, screened.target_skin, face_px)
         mask = cover_features(screened.mask, screened.visible, face_px, prepared.points, layout)
         base, matrix, new, (mask,) = in_photo_pixels(self.image, prepared, coloured, mask)
-        new = matched_detail(new, base, mask, mask >= 0.5, seed=screened.face.number)
+        core = mask >= CORE  # fully new: the blend's edge mixes both faces' detail
+        new = matched_detail(new, base, mask, core, seed=screened.face.number, inside=core)
         return ModeOutput(crop=new, mask=mask, matrix=matrix), layout
 
     def as_work_crop(self, output: ModeOutput, screened: ScreenedFace) -> np.ndarray:
@@ -397,6 +412,9 @@ class ReplaceChanger:
             size = (job.crop.shape[1], job.crop.shape[0])
             return cv2.warpAffine(job.screened.mask, job.work_to_crop, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
         both = job.parse * swapped_parse * (job.region > 0.5)
+        if job.screened.masked:  # the face mask stays
+            size = (job.crop.shape[1], job.crop.shape[0])
+            both = both * cv2.warpAffine(job.screened.visible, job.work_to_crop, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
         return blend_mask(both, both, job.face_px)
 
     def judge(self, job: SwapJob, swapped: np.ndarray, mask: np.ndarray, identity: np.ndarray) -> None:

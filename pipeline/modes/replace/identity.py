@@ -30,6 +30,10 @@ import numpy as np
 
 SAME_PERSON_THRESHOLD = 0.6  # dlib's published distance threshold
 MIN_DISTANCE = 0.7  # from the original: the threshold plus a measured margin (re-identification risk)
+# A face mask is shared by the original and the result, and pulls dlib's distance down for anyone wearing one: in
+# the test photos dlib puts 40% of pairs of different masked people below 0.6 (bench/masked_strangers.py). For a
+# masked face the line is where dlib separates 99% of different masked people (0.41) plus the same measured margin.
+MASKED_MIN_DISTANCE = 0.51
 MIN_KEPT_DISTANCE = SAME_PERSON_THRESHOLD  # from kept faces: only must not pass as them
 SAME_PERSON_SIMILARITY = 0.33  # ArcFace cosine similarity at LFW's same-person boundary (70.4°: 0.336; deepface: 0.32)
 MAX_SIMILARITY = 0.25  # to the original: the boundary less a margin of 0.08 (about 5°), not measured
@@ -44,17 +48,18 @@ class IdentityCheck:
     kept_distance: float  # ... to the nearest kept face (infinity when none)
     similarity: float | None = None  # ArcFace cosine similarity to the original; None when ArcFace did not run
     kept_similarity: float | None = None  # ... to the most similar kept face (-1 when none)
+    min_distance: float = MIN_DISTANCE  # the dlib distance needed from the original (`MASKED_MIN_DISTANCE` for a masked face)
 
     @property
     def passed(self) -> bool:
-        passed = self.distance >= MIN_DISTANCE and self.kept_distance >= MIN_KEPT_DISTANCE
+        passed = self.distance >= self.min_distance and self.kept_distance >= MIN_KEPT_DISTANCE
         if self.similarity is not None:
             passed = passed and self.similarity < MAX_SIMILARITY and self.kept_similarity < MAX_KEPT_SIMILARITY
         return passed
 
     def describe(self) -> str:
         """The numbers and the limits they are held to, for reports and logs."""
-        text = f"dlib distance {self.distance:.2f} (needs ≥ {MIN_DISTANCE})"
+        text = f"dlib distance {self.distance:.2f} (needs ≥ {self.min_distance})"
         if self.kept_distance != float("inf"):
             text += f", to kept faces {self.kept_distance:.2f} (≥ {MIN_KEPT_DISTANCE})"
         if self.similarity is not None:
