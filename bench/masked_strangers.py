@@ -1,21 +1,50 @@
-"""dlib distances between different people, masked and bare, within each test photo (faces >= 24 px)."""
-import sys; sys.path[0] = "/work/wt/s3-realism"
-import numpy as np, itertools
-from tests.helpers import DATA, cached_models, photo_rgb
-from pipeline.analysis import find_faces
-from pipeline.face.crop import prepare_face, MIN_FACE_PX
-from pipeline.regions import face_scale
-from pipeline.modes.replace.identity import describe_face, descriptor_distance
-models = cached_models(); r = models.replace.get()
-masked, bare, mixed = [], [], []
-for path in sorted(DATA.iterdir()):
-    if path.suffix not in (".jpg", ".png"): continue
-    image = photo_rgb(path.name); faces, _ = find_faces(image, models)
-    ds = []
-    for f in faces:
-        if face_scale(f) < MIN_FACE_PX: continue
-        p = prepare_face(image, f, r.predictor); ds.append((f.wears_mask, describe_face(r.recognizer, p.crop, p.points)))
-    for (ma, a), (mb, b) in itertools.combinations(ds, 2):
-        (masked if ma and mb else bare if not ma and not mb else mixed).append(descriptor_distance(a, b))
-for name, d in (("masked-masked", masked), ("bare-bare", bare), ("masked-bare", mixed)):
-    d = np.array(d); print(name, len(d), "percentiles 1,5,10,50:", np.round(np.percentile(d, [1, 5, 10, 50]), 3) if len(d) else "-", "share<0.6 %.2f share<0.7 %.2f" % ((d < 0.6).mean(), (d < 0.7).mean()) if len(d) else "")
+"""dlib distances between different people of the same test photo, by whether they wear face masks.
+
+A face mask shared by two faces pulls dlib's distance down whoever wears it; this
+prints how far apart dlib puts different masked people (the basis of
+`identity.MASKED_MIN_DISTANCE`), next to bare ones.
+
+    .venv/bin/python bench/masked_strangers.py
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parent.parent)  # not bench/: its queue.py would shadow the stdlib
+
+import numpy as np  # noqa: E402
+
+from pipeline.analysis import find_faces  # noqa: E402
+from pipeline.face.crop import MIN_FACE_PX, prepare_face  # noqa: E402
+from pipeline.modes.replace.identity import describe_face, descriptor_distance  # noqa: E402
+from pipeline.regions import face_scale  # noqa: E402
+from tests.helpers import DATA, cached_models, photo_rgb  # noqa: E402
+
+
+def main() -> None:
+    models = cached_models()
+    resources = models.replace.get()
+    pairs: dict[str, list[float]] = {"masked-masked": [], "bare-bare": [], "masked-bare": []}
+    for path in sorted(p for p in DATA.iterdir() if p.suffix in (".jpg", ".png")):
+        image = photo_rgb(path.name)
+        faces, _ = find_faces(image, models)
+        described = []
+        for face in faces:
+            if face_scale(face) >= MIN_FACE_PX:
+                prepared = prepare_face(image, face, resources.predictor)
+                described.append((face.wears_mask, describe_face(resources.recognizer, prepared.crop, prepared.points)))
+        for (masked_a, a), (masked_b, b) in itertools.combinations(described, 2):
+            kind = "masked-masked" if masked_a and masked_b else "bare-bare" if not (masked_a or masked_b) else "masked-bare"
+            pairs[kind].append(descriptor_distance(a, b))
+    for kind, distances in pairs.items():
+        if distances:
+            values = np.array(distances)
+            low = ", ".join(f"{q}%: {v:.2f}" for q, v in zip((1, 5, 10, 50), np.percentile(values, (1, 5, 10, 50))))
+            print(f"{kind:14s} {len(values):4d} pairs; percentiles {low}; below 0.6: {(values < 0.6).mean():.0%}, below 0.7: {(values < 0.7).mean():.0%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -59,9 +59,7 @@ from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face
 from pipeline.face.texture import in_photo_pixels, matched_detail, photo_region
 from pipeline.face.donors import Candidate, Target, donor_label, facial_hair, load_donor, median_skin_lab, rank_donors
 from pipeline.modes.replace.expression import matched_expression
-from pipeline.modes.replace.identity import (
-    MASKED_MIN_DISTANCE, MIN_DISTANCE, IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance,
-)
+from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
 from pipeline.face.landmarks import (
     eye_band, face_features, face_outline, feature_mask, fill_polygon, five_from_68, landmark_disagreement,
 )
@@ -240,7 +238,7 @@ class ReplaceChanger:
         descriptor = describe_face(self.resources.recognizer, composite, points)
         return IdentityCheck(
             descriptor_distance(descriptor, screened.descriptor), closest_distance(descriptor, self.kept_descriptors()), **arcface,
-            min_distance=MASKED_MIN_DISTANCE if screened.masked else MIN_DISTANCE,
+            masked=screened.masked,
         )
 
     def screen(self, face: Face) -> ScreenedFace | ModeOutput:
@@ -305,7 +303,8 @@ class ReplaceChanger:
         candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images)
         best = None
         for candidate in donor_attempts(candidates, MAX_DONORS_TRIED):
-            output, points = self.render_donor(candidate, screened)
+            new_pixels, points, mask = self.render_donor(candidate, screened)
+            output = self.finished(new_pixels, mask, screened)
             check = self.check_identity(self.as_work_crop(output, screened), points, screened)
             if best is None or check.distance > best.distance:
                 best = check
@@ -316,9 +315,9 @@ class ReplaceChanger:
                 return output
         return self.fall_back_unmatched(face, best, CLASSICAL)
 
-    def render_donor(self, candidate: Candidate, screened: ScreenedFace) -> tuple[ModeOutput, np.ndarray]:
-        """The donor warped onto the target with the target's colour and light, finished in the photo's pixels with
-        the person's own detail and the photo's grain (`texture.matched_detail`), and its 68 landmarks in the work crop."""
+    def render_donor(self, candidate: Candidate, screened: ScreenedFace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The donor warped onto the target with the target's colour and light, its 68 landmarks there, and the mask
+        that pastes it, over the work crop."""
         prepared = screened.prepared
         crop, face_px = prepared.crop, prepared.size_px
         donor_image, donor_points = load_donor(self.resources.pool, candidate)
@@ -327,10 +326,15 @@ class ReplaceChanger:
         warped = warp_piecewise(donor_image, donor_points, layout, (crop.shape[1], crop.shape[0]))
         coloured = transfer_colour(warped, crop, screened.skin_area, screened.target_skin, face_px)
         mask = cover_features(screened.mask, screened.visible, face_px, prepared.points, layout)
-        base, matrix, new, (mask,) = in_photo_pixels(self.image, prepared, coloured, mask)
+        return coloured, layout, mask
+
+    def finished(self, new: np.ndarray, mask: np.ndarray, screened: ScreenedFace) -> ModeOutput:
+        """New pixels over the work crop brought back to the photo's pixels, with the person's own detail and the
+        photo's grain there (`texture.matched_detail`)."""
+        base, matrix, new, (mask,) = in_photo_pixels(self.image, screened.prepared, new, mask)
         core = mask >= CORE  # fully new: the blend's edge mixes both faces' detail
         new = matched_detail(new, base, mask, core, seed=screened.face.number, inside=core)
-        return ModeOutput(crop=new, mask=mask, matrix=matrix), layout
+        return ModeOutput(crop=new, mask=mask, matrix=matrix)
 
     def as_work_crop(self, output: ModeOutput, screened: ScreenedFace) -> np.ndarray:
         """The photo with `output` pasted, cut out as its work crop was (what the anonymity check sees)."""

@@ -48,7 +48,12 @@ class IdentityCheck:
     kept_distance: float  # ... to the nearest kept face (infinity when none)
     similarity: float | None = None  # ArcFace cosine similarity to the original; None when ArcFace did not run
     kept_similarity: float | None = None  # ... to the most similar kept face (-1 when none)
-    min_distance: float = MIN_DISTANCE  # the dlib distance needed from the original (`MASKED_MIN_DISTANCE` for a masked face)
+    masked: bool = False  # the face wears a face mask, which the result keeps: held to `MASKED_MIN_DISTANCE`
+
+    @property
+    def min_distance(self) -> float:
+        """The dlib distance needed from the original."""
+        return MASKED_MIN_DISTANCE if self.masked else MIN_DISTANCE
 
     @property
     def passed(self) -> bool:
