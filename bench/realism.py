@@ -8,10 +8,10 @@ changes, measured at full size on the result, in the face's own coordinates
   median of the person's own skin where masks never reach (between the eyes, the
   lower forehead), or of the rest of the face where the mode changed that too
   (both without their darkest quarter and brightest tenth: eyes, brows, nostrils,
-  lips, highlights, hair);
+  lips, highlights, hair), never the face mask a masked face keeps;
 - seam: the mean ΔE step across the changed region's edge (the blend mask at
   one half), between the mean colour just inside and just outside each edge pixel;
-- sharpness: mean |Laplacian| of the changed region over that of the rest of the face;
+- sharpness: mean |Laplacian| of the changed region over that of the rest of the face (its mask left out);
 - landmarks: dlib's 68 points fitted on the result, their RMS distance (in eye
   distances, after a similarity fit) from the mean shape of the real faces.
 
@@ -46,7 +46,7 @@ from pipeline.config import PipelineSettings  # noqa: E402
 from pipeline.face.crop import MIN_FACE_PX  # noqa: E402
 from pipeline.face.colour import to_lab  # noqa: E402
 from pipeline.face.landmarks import LEFT_EYE, RIGHT_EYE, dlib_box_from_five, eye_ratio, find_landmarks68  # noqa: E402
-from pipeline.face.covering import FaceFrame, face_frame, reference_skin  # noqa: E402
+from pipeline.face.covering import FaceFrame, covering_in_crop, face_frame, find_covering, reference_skin  # noqa: E402
 from pipeline.types import MASKED_THRESHOLD  # noqa: E402
 from pipeline.regions import face_bounds, face_scale  # noqa: E402
 from tests.helpers import DATA, cached_models, photo_rgb  # noqa: E402
@@ -115,14 +115,17 @@ def skin_lab(lab: np.ndarray, region: np.ndarray) -> np.ndarray | None:
     return np.median(values[(values[:, 0] >= low) & (values[:, 0] <= high)], axis=0)
 
 
-def measure(face: FaceView, region: np.ndarray) -> dict[str, float]:
-    """Colour, seam and sharpness of `region` (bool, over the face's crop) against the rest of the face."""
+def measure(face: FaceView, region: np.ndarray, covered: np.ndarray | None = None) -> dict[str, float]:
+    """Colour, seam and sharpness of `region` (bool, over the face's crop) against the rest of the face, less the
+    face mask the person wears (`covered`, bool, or None): a mask is not the person's own skin."""
     lab = to_lab(face.shown)
     area = face_area(face)
     reach = max(2, int(round(STEP_RADIUS * face.eye_to_mouth)))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     inside = region & area
     rest = area & ~cv2.dilate(region.astype(np.uint8), disc).astype(bool)
+    if covered is not None:
+        rest &= ~covered
     # The person's own skin: where masks never reach (between the eyes, the lower forehead) when the mode left it,
     # else the rest of the face (replace mode changes the whole face).
     frame = FaceFrame(face.u, face.v, face.eye_to_mouth)
@@ -144,6 +147,13 @@ def measure(face: FaceView, region: np.ndarray) -> dict[str, float]:
     core = cv2.erode(inside.astype(np.uint8), disc).astype(bool)  # away from the edge
     sharp = laplacian[core].mean() / max(laplacian[rest].mean(), 1e-3) if core.sum() >= 16 and rest.sum() >= 16 else np.nan
     return {"colour": colour, "seam": seam, "sharpness": float(sharp)}
+
+
+def worn_mask(image: np.ndarray, face, seen: FaceView) -> np.ndarray:
+    """The face mask's pixels (the toolkit's mask finder) over the face's crop, as a bool mask."""
+    x1, y1, _, _ = seen.bounds
+    to_crop = np.array([[1.0, 0.0, -x1], [0.0, 1.0, -y1]])
+    return covering_in_crop(find_covering(image, face.landmarks), to_crop, seen.shown.shape[:2]) > 0.2
 
 
 def normalised_shape(points: np.ndarray) -> np.ndarray:
@@ -209,7 +219,8 @@ def run_mode(mode: str, photos: list[str], models, predictor, masks: list, save:
                 x1, y1, x2, y2 = seen.bounds
                 region = pasted[face.number][y1:y2, x1:x2] >= 0.5
                 points = find_landmarks68(predictor, result, dlib_box_from_five(face.landmarks))
-                changed.append(Changed(name, face.number, seen, region, points, measure(seen, region)))
+                covered = worn_mask(image, face, seen) if face.wears_mask else None
+                changed.append(Changed(name, face.number, seen, region, points, measure(seen, region, covered)))
                 if save is not None:
                     pair = np.hstack([seen.original, seen.shown])
                     pair = cv2.resize(pair, (2 * pair.shape[1], 2 * pair.shape[0]), interpolation=cv2.INTER_NEAREST)

@@ -32,7 +32,7 @@ from pipeline import analysis  # noqa: E402
 from pipeline.analysis import change_faces_reported, find_faces  # noqa: E402
 from pipeline.config import PipelineSettings  # noqa: E402
 from pipeline.modes import replace as replace_mode  # noqa: E402
-from pipeline.face import colour, crop  # noqa: E402
+from pipeline.face import colour, crop, texture  # noqa: E402
 from pipeline.modes.replace import identity, warp  # noqa: E402
 from pipeline.face import donors as donors_module  # noqa: E402
 from pipeline.modes.replace.published import PublishedSwap, load_swap  # noqa: E402
@@ -47,7 +47,7 @@ STAGES = {
     "face mask finder": (replace_mode, "face_mask_cover", None),
     "warp": (warp, "warp_piecewise", replace_mode),
     "colour": (colour, "transfer_colour", replace_mode),
-    "blend (sharpness, grain, masks)": (colour, "match_sharpness", replace_mode),
+    "blend (detail, grain, masks)": (texture, "matched_detail", replace_mode),
     "identity check": (identity, "describe_face", replace_mode),
     "screening (landmarks, skin, dlib)": (replace_mode.ReplaceChanger, "screen", None),
     "align": (PublishedSwap, "align", None),
@@ -57,7 +57,7 @@ STAGES = {
     "anonymity check (dlib, warps)": (replace_mode.ReplaceChanger, "judge", None),
     "paste": (analysis, "paste_back", None),
 }
-CLASSICAL_STAGES = ("donor choice", "landmarks", "face mask finder", "warp", "colour", "blend (sharpness, grain, masks)", "identity check", "paste")
+CLASSICAL_STAGES = ("donor choice", "landmarks", "face mask finder", "warp", "colour", "blend (detail, grain, masks)", "identity check", "paste")
 PUBLISHED_STAGES = (
     "screening (landmarks, skin, dlib)", "donor choice", "align", "identity (ArcFace)", "swap (SimSwap)",
     "parse (BiSeNet)", "anonymity check (dlib, warps)", "paste",

@@ -41,6 +41,7 @@ from pipeline.modes.replace.published import PublishedSwap  # noqa: E402
 from pipeline.modes.replace.resources import ReplaceResources  # noqa: E402
 from pipeline.face import covering  # noqa: E402
 from pipeline.modes.unmask import inpaint, transplant  # noqa: E402
+from pipeline.face import texture  # noqa: E402
 from pipeline.modes.unmask.checkpoint import save_checkpoint  # noqa: E402
 from pipeline.offline.training import TrainOptions, Trainer  # noqa: E402
 from tests.helpers import cached_models, photo_rgb  # noqa: E402
@@ -54,7 +55,7 @@ STAGES = {
     "inpainter": (inpaint, "inpaint_face", unmask_mode),
     "harmonise (SimSwap)": (PublishedSwap, "harmonise", None),
     "grain": (colour, "match_sharpness", unmask_mode),
-    "detail and grain": (transplant, "matched_detail", unmask_mode),
+    "detail and grain": (texture, "matched_detail", unmask_mode),
     "membrane": (transplant, "membrane_join", unmask_mode),
     "paste": (analysis, "paste_back", None),
 }

@@ -16,6 +16,7 @@ MIN_FACE_PX = 24  # faces whose box is smaller than this (pixels) are blurred
 WORK_FACE_PX = (128, 320)  # faces are resampled so their box side falls in this range
 CROP_MARGIN = 0.45  # room around the face region in the work crop, as a fraction of the face size
 MAX_YAW = 0.75  # beyond this (near profile) the 68-point fit and the warp are unreliable
+MIN_EYE_RATIO = 0.8  # five-point eye distance / eye-to-mouth below this is a profile view (as in the donor pool)
 # Unmask samples are aligned to dlib's chip template (unit face: eyes at y 0.21, mouth at 0.78); a sample is this
 # square of it (x1, y1, side), from the lower forehead to below the chin, where the largest masks end.
 TEMPLATE = "dlib_chip"

@@ -20,20 +20,23 @@ the choice is logged once and named in each replaced face's report):
    (`expression`: closed and downcast eyes stay so, a straight mouth gets no
    grin's teeth), pulled towards the target's where the warp would
    fold (`warp.donor_layout`, `warp.unfolded_layout`, `warp.warp_piecewise`);
-   give it the target's colour, light, resolution and grain (`face.colour`);
+   give it the target's colour and light (`face.colour`), then, in the photo's own pixels, the
+   person's own detail and the photo's grain (`face.texture`);
 4. mask = feathered, eroded face region, raised to 1 over the features of both
    faces (`cover_features`: a feature half-shown at the soft edge beside the
    other face's showed twice), minimum with the target's visible skin
    (hands, medical masks and hair in front of the face keep their pixels; a face
-   mask is found by the toolkit's mask finder, `face.covering`: `face_mask_cover`);
+   mask is found by the toolkit's mask finder, `face.covering`: `face_mask_cover`, and stays: the
+   face above it, which identifies the person, is replaced);
 5. check anonymity with dlib's face descriptors (`identity`): the result must
-   be at least `identity.MIN_DISTANCE` from the original and
+   be at least `identity.MIN_DISTANCE` (`identity.MASKED_MIN_DISTANCE` for a masked face) from the original and
    `identity.MIN_KEPT_DISTANCE` from every kept face (and, with SimSwap, below
    `identity.MAX_SIMILARITY` in ArcFace), else the next donor is tried.
 
 A face that is too small (`MIN_FACE_PX`), turned to profile, more than
-`1 - MIN_VISIBLE_SKIN` covered, or whose donors all fail the check, is blurred
-with `face.blur.blur_face` instead, and its report says why.
+`1 - MIN_VISIBLE_SKIN` covered (above a face mask: the skin around the eyes; or whose mask leaves under
+`MIN_UNMASKED_SKIN` of its skin), or whose donors all fail the check, is blurred with `face.blur.blur_face`
+instead, and its report says why.
 """
 
 from __future__ import annotations
@@ -50,14 +53,15 @@ import numpy as np
 
 from pipeline.align import compose, transform_points
 from pipeline.face.blur import blur_face
-from pipeline.face.colour import match_sharpness, skin_visibility, to_lab, transfer_colour
+from pipeline.face.colour import skin_visibility, to_lab, transfer_colour
 from pipeline.face.covering import covering_in_crop, find_covering
-from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face
+from pipeline.face.crop import MAX_YAW, MIN_EYE_RATIO, MIN_FACE_PX, PreparedFace, prepare_face
+from pipeline.face.texture import in_photo_pixels, matched_detail, photo_region
 from pipeline.face.donors import Candidate, Target, donor_label, facial_hair, load_donor, median_skin_lab, rank_donors
 from pipeline.modes.replace.expression import matched_expression
 from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
 from pipeline.face.landmarks import (
-    eye_band, face_features, face_outline, feature_mask, fill_polygon, five_from_68, landmark_disagreement,
+    eye_band, eye_ratio, face_features, face_outline, feature_mask, fill_polygon, five_from_68, landmark_disagreement,
 )
 from pipeline.modes.replace.warp import donor_layout, unfolded_layout, warp_piecewise
 from pipeline.paste import blend
@@ -67,11 +71,13 @@ from pipeline.types import Face, FaceReport, ModeOutput
 log = logging.getLogger(__name__)
 
 MAX_LANDMARK_DISAGREEMENT = 0.35  # dlib vs detector five points, in eye-to-mouth distances
-MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region counts as too occluded
+MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region (around the eyes above a face mask) is too occluded
+MIN_UNMASKED_SKIN = 0.2  # a face mask leaving less of the face's skin than this leaves too little to replace
 ERODE = 0.05  # the face region is shrunk by this fraction of the face size ...
 FEATHER = 0.06  # ... and its edge softened over this fraction
 FEATURE_MARGIN = 0.06  # the features' cover reaches this fraction of the face size beyond their outline
 MASK_RIM = 0.04  # a face mask's pixels are grown by this fraction of the face size before they are kept
+CORE = 0.9  # new pixels' detail is matched to the person's own where the mask is above this
 MAX_DONORS_TRIED = 6  # donors tried before blurring (classical: each person once, then other crops; ~0.14 s each)
 CLASSICAL = "classical warp"  # the backend named in reports when no published networks are used
 
@@ -152,6 +158,7 @@ class ScreenedFace:
     visible: np.ndarray  # where the face itself shows (its skin and features), not something in front of it
     region: np.ndarray  # the whole face region, where sharpness is compared
     descriptor: np.ndarray  # dlib descriptor of the original
+    masked: bool  # wears a face mask, which stays (only the face above it is replaced)
 
 
 @dataclass
@@ -232,6 +239,7 @@ class ReplaceChanger:
         return IdentityCheck(
             descriptor_distance(descriptor, screened.descriptor), closest_distance(descriptor, self.kept_descriptors()), **arcface,
             pool_distance=closest_distance(descriptor, self.resources.pool_people),
+            masked=screened.masked,
         )
 
     def screen(self, face: Face) -> ScreenedFace | ModeOutput:
@@ -248,15 +256,30 @@ class ReplaceChanger:
         region = fill_polygon(shape, face_outline(points))
         features_mask = feature_mask(shape, points, grow_px=0.03 * face_px)
         band = eye_band(shape, points)
-        visible = skin_visibility(crop, band, features_mask, face_px)
         mask_cover = face_mask_cover(self.image, face, prepared)
-        if mask_cover is not None:
+        if mask_cover is not None and eye_ratio(np.asarray(face.landmarks)) < MIN_EYE_RATIO:
+            # dlib's yaw is a guess under a mask: the detector's eyes tell a profile (the donor's far eye was drawn
+            # beside the head)
+            return self.fall_back(face, "turned too far from the camera for a reliable fit")
+        if mask_cover is None:
+            visible = skin_visibility(crop, band, features_mask, face_px)
+        else:  # the skin's colour is taken above the mask (which may ride up into the band)
+            visible = skin_visibility(crop, band * (1 - mask_cover), features_mask, face_px)
             visible = visible * (1 - cv2.GaussianBlur(mask_cover, (0, 0), max(1.0, 0.02 * face_px)))
         skin_area = region * (1 - features_mask)
-        visible_share = float((visible * skin_area).sum() / max(skin_area.sum(), 1.0))
-        if visible_share < MIN_VISIBLE_SKIN:
-            covered_by = "a face mask" if mask_cover is not None else "something in front of it"
-            return self.fall_back(face, f"too covered by {covered_by} ({visible_share:.0%} of the skin visible)")
+        if mask_cover is not None:
+            # The mask stays, and the face it leaves is replaced: the eyes and the skin around them identify a masked
+            # person, so that skin must show. A cap or hair over the forehead keeps its pixels (the blend mask is the
+            # minimum with the visible skin).
+            unmasked_share = float((skin_area * (1 - mask_cover)).sum() / max(skin_area.sum(), 1.0))
+            around_eyes = band * (1 - mask_cover)
+            visible_share = float((visible * around_eyes).sum() / max(around_eyes.sum(), 1.0))
+            if unmasked_share < MIN_UNMASKED_SKIN or visible_share < MIN_VISIBLE_SKIN:
+                return self.fall_back(face, f"too covered: a face mask, and {visible_share:.0%} of the skin around the eyes visible")
+        else:
+            visible_share = float((visible * skin_area).sum() / max(skin_area.sum(), 1.0))
+            if visible_share < MIN_VISIBLE_SKIN:
+                return self.fall_back(face, f"too covered by something in front of it ({visible_share:.0%} of the skin visible)")
         lab = to_lab(crop)
         skin_lab = median_skin_lab(lab, band)
         target = Target(
@@ -265,7 +288,8 @@ class ReplaceChanger:
         )
         descriptor = describe_face(self.resources.recognizer, crop, points)
         return ScreenedFace(
-            face, prepared, target, blend_mask(region, visible, face_px), skin_area, skin_area * visible, visible, region, descriptor
+            face, prepared, target, blend_mask(region, visible, face_px), skin_area, skin_area * visible, visible, region, descriptor,
+            masked=mask_cover is not None,
         )
 
     def apply(self, face: Face) -> ModeOutput:
@@ -280,26 +304,25 @@ class ReplaceChanger:
 
     def warp_classically(self, screened: ScreenedFace) -> ModeOutput:
         """The best-ranked donor that passes the anonymity check, warped onto the face; else blur."""
-        face, prepared = screened.face, screened.prepared
-        crop = prepared.crop
+        face = screened.face
         candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images)
         best = None
         for candidate in donor_attempts(candidates, MAX_DONORS_TRIED):
             new_pixels, points, mask = self.render_donor(candidate, screened)
-            composite = blend(crop, new_pixels, mask)
-            check = self.check_identity(composite, points, screened)
+            output = self.finished(new_pixels, mask, screened)
+            check = self.check_identity(self.as_work_crop(output, screened), points, screened)
             if best is None or check.distance > best.distance:
                 best = check
             if check.passed:
                 self.used_identities[candidate.donor.identity] += 1
                 self.used_images[candidate.key] += 1
                 self.accept(face, candidate, check, CLASSICAL)
-                return ModeOutput(crop=new_pixels, mask=mask, matrix=prepared.matrix)
+                return output
         return self.fall_back_unmatched(face, best, CLASSICAL)
 
     def render_donor(self, candidate: Candidate, screened: ScreenedFace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The donor warped onto the target with the target's colour, light, resolution and grain, its 68 landmarks
-        there, and the mask that pastes it."""
+        """The donor warped onto the target with the target's colour and light, its 68 landmarks there, and the mask
+        that pastes it, over the work crop."""
         prepared = screened.prepared
         crop, face_px = prepared.crop, prepared.size_px
         donor_image, donor_points = load_donor(self.resources.pool, candidate)
@@ -308,7 +331,23 @@ class ReplaceChanger:
         warped = warp_piecewise(donor_image, donor_points, layout, (crop.shape[1], crop.shape[0]))
         coloured = transfer_colour(warped, crop, screened.skin_area, screened.target_skin, face_px)
         mask = cover_features(screened.mask, screened.visible, face_px, prepared.points, layout)
-        return match_sharpness(coloured, crop, screened.region, prepared.scale, seed=screened.face.number), layout, mask
+        return coloured, layout, mask
+
+    def finished(self, new: np.ndarray, mask: np.ndarray, screened: ScreenedFace) -> ModeOutput:
+        """New pixels over the work crop brought back to the photo's pixels, with the person's own detail and the
+        photo's grain there (`texture.matched_detail`)."""
+        base, matrix, new, (mask,) = in_photo_pixels(self.image, screened.prepared, new, mask)
+        core = mask >= CORE  # fully new: the blend's edge mixes both faces' detail
+        new = matched_detail(new, base, mask, core, seed=screened.face.number, inside=core)
+        return ModeOutput(crop=new, mask=mask, matrix=matrix)
+
+    def as_work_crop(self, output: ModeOutput, screened: ScreenedFace) -> np.ndarray:
+        """The photo with `output` pasted, cut out as its work crop was (what the anonymity check sees)."""
+        prepared = screened.prepared
+        base, _ = photo_region(self.image, prepared)
+        size = (prepared.crop.shape[1], prepared.crop.shape[0])
+        shrink = cv2.INTER_AREA if prepared.scale < 1 else cv2.INTER_LINEAR
+        return cv2.resize(blend(base, output.crop, output.mask), size, interpolation=shrink)
 
     def aligned_donor(self, candidate: Candidate) -> np.ndarray:
         """The donor's face aligned for the generator, which ArcFace embeds as the identity to give."""
@@ -382,6 +421,9 @@ class ReplaceChanger:
             size = (job.crop.shape[1], job.crop.shape[0])
             return cv2.warpAffine(job.screened.mask, job.work_to_crop, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
         both = job.parse * swapped_parse * (job.region > 0.5)
+        if job.screened.masked:  # the face mask stays
+            size = (job.crop.shape[1], job.crop.shape[0])
+            both = both * cv2.warpAffine(job.screened.visible, job.work_to_crop, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
         return blend_mask(both, both, job.face_px)
 
     def judge(self, job: SwapJob, swapped: np.ndarray, mask: np.ndarray, identity: np.ndarray) -> None:

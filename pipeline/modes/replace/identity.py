@@ -32,6 +32,11 @@ import numpy as np
 
 SAME_PERSON_THRESHOLD = 0.6  # dlib's published distance threshold
 MIN_DISTANCE = 0.7  # from the original: the threshold plus a measured margin (re-identification risk)
+# A face mask is shared by the original and the result (replace mode keeps it), so it pulls their distance down
+# whoever is above it. The line for a masked face: where dlib separates 99% of pairs of different masked people in
+# the test photos (0.41; 40% of them fall below 0.6) plus the same measured margin (bench/masked_strangers.py).
+# Not separately validated: bare strangers in the same small, old photos measure as close (1%: 0.42, 51% below 0.6).
+MASKED_MIN_DISTANCE = 0.51
 MIN_KEPT_DISTANCE = SAME_PERSON_THRESHOLD  # from kept faces: only must not pass as them
 MIN_POOL_DISTANCE = SAME_PERSON_THRESHOLD  # from every person of the donor pool: the result must not pass as one
 SAME_PERSON_SIMILARITY = 0.33  # ArcFace cosine similarity at LFW's same-person boundary (70.4°: 0.336; deepface: 0.32)
@@ -48,17 +53,27 @@ class IdentityCheck:
     similarity: float | None = None  # ArcFace cosine similarity to the original; None when ArcFace did not run
     kept_similarity: float | None = None  # ... to the most similar kept face (-1 when none)
     pool_distance: float = float("inf")  # dlib distance to the nearest crop of a pool person (infinity when unchecked)
+    masked: bool = False  # the face wears a face mask, which the result keeps: held to `MASKED_MIN_DISTANCE`
+
+    @property
+    def min_distance(self) -> float:
+        """The dlib distance needed from the original."""
+        return MASKED_MIN_DISTANCE if self.masked else MIN_DISTANCE
 
     @property
     def passed(self) -> bool:
-        passed = self.distance >= MIN_DISTANCE and self.kept_distance >= MIN_KEPT_DISTANCE and self.pool_distance >= MIN_POOL_DISTANCE
+        passed = (
+            self.distance >= self.min_distance
+            and self.kept_distance >= MIN_KEPT_DISTANCE
+            and self.pool_distance >= MIN_POOL_DISTANCE
+        )
         if self.similarity is not None:
             passed = passed and self.similarity < MAX_SIMILARITY and self.kept_similarity < MAX_KEPT_SIMILARITY
         return passed
 
     def describe(self) -> str:
         """The numbers and the limits they are held to, for reports and logs."""
-        text = f"dlib distance {self.distance:.2f} (needs ≥ {MIN_DISTANCE})"
+        text = f"dlib distance {self.distance:.2f} (needs ≥ {self.min_distance})"
         if self.kept_distance != float("inf"):
             text += f", to kept faces {self.kept_distance:.2f} (≥ {MIN_KEPT_DISTANCE})"
         if self.pool_distance != float("inf"):

@@ -52,15 +52,16 @@ import numpy as np
 
 from pipeline.align import compose, transform_points, warp_antialiased
 from pipeline.face.colour import match_sharpness, to_lab
+from pipeline.face.texture import in_photo_pixels, matched_detail
 from pipeline.face.covering import (
     Covering, covering_in_crop, face_frame, find_covering, mask_probability, reference_skin, skin_distance,
 )
-from pipeline.face.crop import MAX_YAW, MIN_FACE_PX, PreparedFace, prepare_face, sample_matrix
+from pipeline.face.crop import MAX_YAW, MIN_EYE_RATIO, MIN_FACE_PX, PreparedFace, prepare_face, sample_matrix
 from pipeline.face.donors import Donor, Target, donor_label, load_donor, median_skin_lab, rank_donors
 from pipeline.face.landmarks import eye_band, eye_ratio, face_features, five_from_68
 from pipeline.modes.unmask.inpaint import UnmaskNetworks, holes_from_probabilities, inpaint_face, predict_masks
 from pipeline.modes.unmask.transplant import (
-    filled_covering, grown_covering, matched_detail, membrane_join, render_lower_face, unmask_blend_mask,
+    filled_covering, grown_covering, membrane_join, render_lower_face, unmask_blend_mask,
 )
 from pipeline.paste import blend
 from pipeline.regions import face_scale
@@ -78,7 +79,6 @@ CHEEKS = (0.3, 0.95, 0.12, 0.5)  # the cheeks under the eyes: |u| and v ranges (
 CHIN_DEPTH = 0.7  # the chin lies about this far below the mouth (eye-to-mouth distances)
 HAIR_HEIGHT = 0.4  # a face's hair reaches this share of its box's height above the box
 MAX_HIDDEN_SHARE = 0.3  # a lower face more covered than this by a nearer face's box is left as it is
-MIN_EYE_RATIO = 0.8  # five-point eye distance / eye-to-mouth below this is a profile view (as in the donor pool)
 
 
 def neutral_donors(donors: Sequence[Donor]) -> list[Donor]:
@@ -217,22 +217,12 @@ class UnmaskChanger:
 
     def finish_in_photo(self, face: Face, prepared: PreparedFace, rendered: np.ndarray, mask: np.ndarray,
                         masked: np.ndarray, reference: np.ndarray, how: str, donor: str) -> ModeOutput:
-        """Path (b) ends at the photo's own pixels: the work crop is axis-aligned and only scaled, so it is brought back
-        to the photo's size, where the upper face's sharpness and the photo's grain are matched and the new lower face is joined to the
-        person's own skin by a membrane (`transplant.membrane_join`)."""
-        sx, sy = prepared.matrix[0, 0], prepared.matrix[1, 1]
-        x1, y1 = int(round(-prepared.matrix[0, 2] / sx)), int(round(-prepared.matrix[1, 2] / sy))
-        size = (int(round(rendered.shape[1] / sx)), int(round(rendered.shape[0] / sy)))
-        base = self.image[y1 : y1 + size[1], x1 : x1 + size[0]]
-        size = (base.shape[1], base.shape[0])
-        shrink = cv2.INTER_AREA if prepared.scale > 1 else cv2.INTER_LINEAR
-        new = cv2.resize(rendered, size, interpolation=shrink)
-        if np.ptp(base.astype(np.int16), axis=2).max() <= 1:  # a black-and-white photo stays so, sharpened or not
-            new = cv2.cvtColor(cv2.cvtColor(new, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-        matrix = np.array([[1.0, 0.0, -x1], [0.0, 1.0, -y1]])
-        mask = self.spare_bare_faces(cv2.resize(mask, size, interpolation=shrink), matrix)
-        masked = cv2.resize(masked, size, interpolation=shrink)
-        frame = face_frame(base.shape[:2], np.asarray(face.landmarks) - (x1, y1))
+        """Path (b) ends at the photo's own pixels (`texture.in_photo_pixels`), where the upper face's sharpness and
+        the photo's grain are matched and the new lower face is joined to the person's own skin by a membrane
+        (`transplant.membrane_join`)."""
+        base, matrix, new, (mask, masked) = in_photo_pixels(self.image, prepared, rendered, mask, masked)
+        mask = self.spare_bare_faces(mask, matrix)
+        frame = face_frame(base.shape[:2], np.asarray(face.landmarks) + matrix[:, 2])
         upper = (frame.v > UPPER_FACE[0]) & (frame.v < UPPER_FACE[1]) & (np.abs(frame.u) < UPPER_FACE[2]) & (masked < 0.5)
         new = matched_detail(new, base, mask, upper, seed=face.number)
         joined = membrane_join(base, new, mask, masked, frame.eye_to_mouth_px)

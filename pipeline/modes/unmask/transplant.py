@@ -33,8 +33,6 @@ MEMBRANE_WIDTH = 48  # the colour membrane is solved with the face this many pix
 MEMBRANE_STEPS = 400  # Jacobi iterations at that size
 MEMBRANE_REACH = 15.0  # the membrane corrects the colour by at most this much (RGB): it joins, the colour transfer colours
 MEMBRANE_LIMIT = 40.0  # border pixels this different from the new ones (RGB) are another thing (an eyelash, hair): free
-DETAIL_STEPS = (-1.6, -1.2, -0.8, -0.5, 0.0, 0.5, 1.0, 1.5)  # tried: below 0 a Gaussian blur of that sigma, else an unsharp amount
-NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # Immerkær's noise estimator
 
 
 def fit_affine(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -243,57 +241,3 @@ def membrane_join(base: np.ndarray, new: np.ndarray, mask: np.ndarray, masked: n
         offset = np.where(inside[..., None], offset, 0.0)
     offset = cv2.resize(np.clip(offset, -MEMBRANE_REACH, MEMBRANE_REACH), (width, height), interpolation=cv2.INTER_LINEAR)
     return np.clip(np.round(new.astype(np.float32) + offset), 0, 255).astype(np.uint8)
-
-
-def matched_detail(new: np.ndarray, base: np.ndarray, mask: np.ndarray, upper: np.ndarray, seed: int) -> np.ndarray:
-    """`new` blurred or sharpened (`DETAIL_STEPS`), with the photo's grain, so that its fine detail under the mask
-    (mean |Laplacian|) comes closest to that of the person's own upper face (`upper`, bool): a real face's lower
-    half is about as crisp as its upper half, and a donor resampled twice is softer than a photo's own faces, or
-    crisper than a soft one."""
-    inside = mask >= 0.5
-    if upper.sum() < 16 or inside.sum() < 16:
-        return with_photo_grain(new, base, mask, seed)
-    wanted = max(laplacian_level(base, upper), 1e-3)
-    soft = cv2.GaussianBlur(new, (0, 0), 1.0).astype(np.float32)
-    best, best_gap = new, np.inf
-    for step in DETAIL_STEPS:
-        if step < 0:
-            candidate = cv2.GaussianBlur(new, (0, 0), -step)
-        else:
-            candidate = np.clip(np.round(new + step * (new.astype(np.float32) - soft)), 0, 255).astype(np.uint8)
-        candidate = with_photo_grain(candidate, base, mask, seed)
-        gap = abs(np.log(max(laplacian_level(candidate, inside), 1e-3) / wanted))
-        if gap < best_gap:
-            best, best_gap = candidate, gap
-    return best
-
-
-def laplacian_level(image: np.ndarray, where: np.ndarray) -> float:
-    """Mean |Laplacian| of the grey image under a bool mask: how much fine detail (edges, texture, grain) it has."""
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    return float(np.abs(cv2.Laplacian(gray, cv2.CV_32F))[where].mean())
-
-
-def photo_noise(gray: np.ndarray, where: np.ndarray) -> float:
-    """The standard deviation of a photo's fine noise under a bool mask (Immerkær's estimator, on the flatter half
-    of the pixels so edges and texture do not count as noise)."""
-    response = np.abs(cv2.filter2D(gray, -1, NOISE_KERNEL))
-    gradient = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-    values = gradient[where]
-    if values.size < 16:
-        return 0.0
-    flat = where & (gradient <= np.median(values))
-    return float(np.sqrt(np.pi / 2) * response[flat].mean() / 6)
-
-
-def with_photo_grain(new: np.ndarray, base: np.ndarray, mask: np.ndarray, seed: int) -> np.ndarray:
-    """`new` with as much fine noise added as the photo around it has more than `new` has under the mask."""
-    around = mask <= 0.02
-    inside = mask >= 0.5
-    wanted = photo_noise(cv2.cvtColor(base, cv2.COLOR_RGB2GRAY).astype(np.float32), around)
-    present = photo_noise(cv2.cvtColor(new, cv2.COLOR_RGB2GRAY).astype(np.float32), inside)
-    extra = np.sqrt(max(0.0, wanted**2 - present**2))
-    if extra < 0.5:
-        return new
-    grain = np.random.default_rng(seed).normal(0.0, extra, new.shape[:2]).astype(np.float32)
-    return np.clip(np.round(new.astype(np.float32) + grain[..., None]), 0, 255).astype(np.uint8)
