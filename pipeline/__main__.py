@@ -189,10 +189,14 @@ def run_pool(args: argparse.Namespace) -> None:
     if reason is not None or source is None:
         raise ReplaceUnavailable(f"cannot build the donor pool: {reason or 'the openpeople package is not installed'}")
     from pipeline.face.landmarks import landmark_predictor
+    from pipeline.modes.replace.identities import SOURCE as IDENTITY_SOURCE
 
     started = time.monotonic()
     build_pool(models.replace.pool_folder, source, models.detector, landmark_predictor(models.settings.weights_path))
     print(f"donor pool written to {models.replace.pool_folder} in {time.monotonic() - started:.1f} s")
+    started = time.monotonic()
+    identities = sum(donor.source.startswith(IDENTITY_SOURCE + ":") for donor in models.replace.get().pool.donors)
+    print(f"{identities} new identities ready in {time.monotonic() - started:.1f} s")
 
 
 def run_pool_generated(args: argparse.Namespace) -> None:

@@ -17,7 +17,7 @@ from workers.client import JobState, PhotoJobs
 from workers.errors import BusyError, NotReady, PhotoExpired
 from workers.storage import JobKind
 
-from helpers import photo_bytes
+from helpers import TEST_IDENTITIES, photo_bytes
 
 WAIT_SECONDS = 120  # hang protection only; timing belongs to bench/queue.py
 IDLE_QUEUE = "nobody-listens"  # no worker serves it: jobs stay queued
@@ -228,6 +228,16 @@ def test_killed_worker_job_is_retried_on_another_worker(redis_server, start_work
     assert status.state == JobState.FINISHED
     assert rq_job(jobs, photo_id).retries_left == 0  # it really was cut off and run again
     assert len(jobs.get_analysis("telegram:crash", photo_id).faces) == 1
+
+
+def test_a_starting_worker_makes_replace_donors_before_it_takes_a_job(redis_server):
+    """The first start makes the new identities, for longer than a job may run: a first replace job
+    left to make them would time out, and so would the next."""
+    from workers.jobs import prepare_context
+
+    environ = {"REDIS_URL": redis_server.url, "PIPELINE_IDENTITIES": str(TEST_IDENTITIES)}
+    context = prepare_context(load_config(environ=environ, schema=WorkersConfig), "cpu")
+    assert context.models.replace.loaded
 
 
 def test_job_whose_worker_dies_twice_fails_with_a_clear_reason(redis_server, start_worker):

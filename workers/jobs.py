@@ -52,9 +52,27 @@ def prepare_context(config: WorkersConfig, device: str) -> WorkerContext:
     logger.info("loading models on %s", device)
     models = load_models(config.pipeline, device=device)
     store = PhotoStore(connect_redis(config.redis.url), config.storage.ttl_seconds)
-    store.connection.set(modes_key(), json.dumps(available_modes(models)))
+    modes = available_modes(models)
+    if modes["replace"] is None:
+        modes["replace"] = prepare_donors(models)
+    store.connection.set(modes_key(), json.dumps(modes))
     _context = WorkerContext(models=models, store=store, device=device, provenance=config.provenance)
     return _context
+
+
+def prepare_donors(models) -> str | None:
+    """Load replace mode's donors before taking jobs; None when they loaded, else why replace cannot run.
+
+    The first start makes the new identities (minutes), longer than a job may run:
+    left to the first replace job, they would time out and be started again, job after job.
+    """
+    logger.info("preparing replace mode's donors (the first start makes new identities: several minutes)")
+    try:
+        models.replace.get()
+    except PipelineError as error:
+        logger.warning("replace mode will not work: %s", error)
+        return str(error)
+    return None
 
 
 def get_context() -> WorkerContext:

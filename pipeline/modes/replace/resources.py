@@ -68,6 +68,11 @@ class ReplaceResources:
         self._lock = threading.Lock()
 
     @property
+    def loaded(self) -> bool:
+        """Whether `get` has loaded the models (and made the donors)."""
+        return self._models is not None
+
+    @property
     def pool_folder(self) -> Path:
         return self.weights_dir / POOL_FOLDER
 
