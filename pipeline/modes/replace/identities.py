@@ -124,12 +124,16 @@ def read_rgb(path: Path) -> np.ndarray:
 def ensure_identities(
     pool: DonorPool, recognizer, detector, predictor, age_gender, count: int = IDENTITY_COUNT
 ) -> DonorPool:
-    """The pool with at least `count` new identities (fewer when the pool cannot give more), built first
-    when they are missing, fewer, or made from other inputs."""
+    """The pool with its first `count` new identities (fewer when the pool cannot give more), built first
+    when they are missing, fewer, or made from other inputs.
+
+    Only the first `count` are used even when more were built: they are the ones a build of `count`
+    makes (the same seed, in the same order), so a machine that once built more behaves like a fresh one.
+    """
     digest = identities_digest(pool)
     built = pool.sources.get(SOURCE, {})
     if built.get("digest") == digest and built.get("asked", 0) >= count:
-        return pool
+        return first_identities(pool, count)
     started = time.monotonic()
     log.warning("making new identities from the donor pool (once; a few minutes)")
     staging = Path(tempfile.mkdtemp(prefix=f".{pool.folder.name}.identities.", dir=pool.folder.parent))
@@ -148,6 +152,13 @@ def ensure_identities(
         shutil.rmtree(staging, ignore_errors=True)
     log.warning("%d new identities made in %.0f s", len(donors), time.monotonic() - started)
     return read_pool(pool.folder)
+
+
+def first_identities(pool: DonorPool, count: int) -> DonorPool:
+    """The pool with only the first `count` of its new identities, in the order they were made."""
+    identities = [d for d in pool.donors if d.source.startswith(SOURCE + ":")]
+    dropped = {d.id for d in identities[count:]}
+    return dataclasses.replace(pool, donors=tuple(d for d in pool.donors if d.id not in dropped))
 
 
 def without_identities(pool: DonorPool) -> DonorPool:
