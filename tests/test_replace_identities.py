@@ -45,6 +45,9 @@ def test_new_identities_are_cached_and_reused():
     assert index.stat().st_mtime_ns == written  # nothing rebuilt
     assert [d.id for d in new_identities(pool)] == [d.id for d in new_identities(replace.pool)]
     assert all(pool.image_path(d).is_file() for d in new_identities(pool))
+    # A machine that once built more serves the first ones only, as a fresh build of fewer would make them.
+    fewer = ensure_identities(replace.pool, replace.recognizer, models.detector, replace.predictor, models.age_gender, 3)
+    assert [d.id for d in new_identities(fewer)] == [d.id for d in new_identities(pool)][:3]
 
 
 def test_replaced_faces_are_new_identities_far_from_every_pool_person():
