@@ -274,7 +274,10 @@ class ReplaceChanger:
             unmasked_share = float((skin_area * (1 - mask_cover)).sum() / max(skin_area.sum(), 1.0))
             around_eyes = band * (1 - mask_cover)
             visible_share = float((visible * around_eyes).sum() / max(around_eyes.sum(), 1.0))
-            if unmasked_share < MIN_UNMASKED_SKIN or visible_share < MIN_VISIBLE_SKIN:
+            if unmasked_share < MIN_UNMASKED_SKIN:
+                reason = f"too covered: the face mask leaves {unmasked_share:.0%} of the face's skin (needs {MIN_UNMASKED_SKIN:.0%})"
+                return self.fall_back(face, reason)
+            if visible_share < MIN_VISIBLE_SKIN:
                 return self.fall_back(face, f"too covered: a face mask, and {visible_share:.0%} of the skin around the eyes visible")
         else:
             visible_share = float((visible * skin_area).sum() / max(skin_area.sum(), 1.0))
