@@ -213,6 +213,7 @@ def test_rebuilding_from_openpeople_keeps_the_generated_donors(first_build, weig
     added = [donor for donor in pool.donors if donor.source.startswith("openpeople")]
     assert [(donor.identity, donor.gender, donor.age) for donor in added] == [("openpeople:P100", "female", 35.0)]
     assert pool.sources["openpeople"]["people"] == 1 and "stylegan2:standin.pkl" in pool.sources
+    assert folder.stat().st_mode & 0o005 == 0o005  # a container's worker user (not the builder) can read it
 
 
 def donor(gender: str, age: float, identity: str) -> Donor:

@@ -107,6 +107,7 @@ def build_pool(folder: Path, source: Path, detector: FaceDetector, predictor) ->
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    staging.chmod(0o755)  # mkdtemp makes it owner-only; a container's worker user must read a mounted pool
     try:
         (staging / "faces").mkdir()
         donors: list[Donor] = []
