@@ -45,9 +45,6 @@ REUSED_IDENTITY_COST = 100.0  # per earlier use of this synthetic person in the 
 REUSED_IMAGE_COST = 1000.0  # per earlier use of this exact crop (and flip) in the same photo
 OTHER_GENDER_COST = 10_000.0  # only when the pool has nobody of the target's gender
 SOURCE_PREFERENCE = ("stylegan2:", "composite:")  # donors offered first, by source; the pool's own people come last
-# A source is passed over for a face turned further than its most turned donor (either way, mirroring allowed)
-# by more than this (about 17°): frontal donors warped onto a face turned 25° or more show its features twice.
-MAX_POSE_GAP = 0.3
 
 
 @dataclass(frozen=True)
@@ -167,9 +164,9 @@ def rank_donors(
 
     Only donors of the target's gender are offered, unless the pool has none; of
     those, only the most preferred source (`SOURCE_PREFERENCE`: generated StyleGAN
-    donors, then the new identities made from the pool, then the pool's own people)
-    that has a donor in the target's pose (`MAX_POSE_GAP`); when none has, the one
-    whose donors come closest to that pose.
+    donors, then the new identities made from the pool, then the pool's own people).
+    Every pose is offered: replace mode turns the donor to the target's
+    (`replace.turn`); the yaw cost still prefers the donor that needs the least turn.
     Within a photo, a synthetic person already used ranks after every unused one
     (so identities repeat only once all of that gender are used), and an exact
     crop already used ranks after every crop not yet used.
@@ -185,8 +182,7 @@ def rank_donors(
     same_gender = [d for d in donors if d.gender == target.gender]
     offered = same_gender or list(donors)
     if offered:
-        turn = abs(target.features.yaw)
-        best_source = min((max(abs(abs(d.yaw) - turn) - MAX_POSE_GAP, 0.0), source_rank(d)) for d in offered)[1]
+        best_source = min(source_rank(d) for d in offered)
         offered = [d for d in offered if source_rank(d) == best_source]
     candidates = []
     for donor in offered:
