@@ -30,7 +30,7 @@ def test_a_turned_face_shows_none_of_its_features_twice():
     changer, screened = screened_face(photo_rgb(TURNED))
     points = screened.prepared.points
     assert face_features(points).yaw > 0.5
-    for candidate in donor_attempts(rank_donors(changer.resources.pool.donors, screened.target), 3):
+    for candidate in donor_attempts(rank_donors(changer.resources.pool.donors, screened.target, turned=True), 3):
         _, layout, mask = changer.render_donor(candidate, screened)
         for name, landmarks in (("original's", points), ("replacement's", layout)):
             inner = np.round(landmarks[17:]).astype(int)
@@ -45,7 +45,7 @@ def test_the_warp_of_a_turned_face_folds_no_more_than_its_pose_needs():
     changer, screened = screened_face(photo_rgb(TURNED))
     points = screened.prepared.points
     area = cv2.contourArea(cv2.convexHull(points.astype(np.float32)))
-    for candidate in donor_attempts(rank_donors(changer.resources.pool.donors, screened.target), 3):
+    for candidate in donor_attempts(rank_donors(changer.resources.pool.donors, screened.target, turned=True), 3):
         _, donor_points = turned_donor(*load_donor(changer.resources.pool, candidate), screened.target.features.yaw)
         _, layout, _ = changer.render_donor(candidate, screened)
         unavoidable = folded_area(donor_points, points)  # slivers where his far cheek is foreshortened to nothing
@@ -67,7 +67,7 @@ def test_a_donor_is_turned_to_the_face_so_its_far_cheek_is_not_squeezed():
     # Turned to his pose first, 0.5-1.2%.
     changer, screened = screened_face(photo_rgb(TURNED))
     points = screened.prepared.points
-    for candidate in donor_attempts(rank_donors(changer.resources.pool.donors, screened.target), 3):
+    for candidate in donor_attempts(rank_donors(changer.resources.pool.donors, screened.target, turned=True), 3):
         image, frontal = load_donor(changer.resources.pool, candidate)
         turned_image, turned = turned_donor(image, frontal, screened.target.features.yaw)
         assert abs(face_features(turned).yaw - screened.target.features.yaw) < 0.02

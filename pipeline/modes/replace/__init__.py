@@ -310,7 +310,7 @@ class ReplaceChanger:
     def warp_classically(self, screened: ScreenedFace) -> ModeOutput:
         """The best-ranked donor that passes the anonymity check, warped onto the face; else blur."""
         face = screened.face
-        candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images)
+        candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images, turned=True)
         best = None
         for candidate in donor_attempts(candidates, MAX_DONORS_TRIED):
             new_pixels, points, mask = self.render_donor(candidate, screened)
