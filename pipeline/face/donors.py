@@ -46,7 +46,8 @@ REUSED_IMAGE_COST = 1000.0  # per earlier use of this exact crop (and flip) in t
 OTHER_GENDER_COST = 10_000.0  # only when the pool has nobody of the target's gender
 SOURCE_PREFERENCE = ("stylegan2:", "composite:")  # donors offered first, by source; the pool's own people come last
 # A source is passed over for a face turned further than its most turned donor (either way, mirroring allowed)
-# by more than this (about 17°): frontal donors warped onto a face turned 25° or more show its features twice.
+# by more than this (about 17°): frontal donors warped flat onto a face turned 25° or more show its features
+# twice. Not where the mode turns the donor to the face's pose first (`rank_donors`' `turned`).
 MAX_POSE_GAP = 0.3
 
 
@@ -162,6 +163,7 @@ def rank_donors(
     target: Target,
     used_identities: Counter | None = None,
     used_images: Counter | None = None,
+    turned: bool = False,
 ) -> list[Candidate]:
     """Every (donor, flip) for the target, best first.
 
@@ -169,7 +171,8 @@ def rank_donors(
     those, only the most preferred source (`SOURCE_PREFERENCE`: generated StyleGAN
     donors, then the new identities made from the pool, then the pool's own people)
     that has a donor in the target's pose (`MAX_POSE_GAP`); when none has, the one
-    whose donors come closest to that pose.
+    whose donors come closest to that pose. A mode that turns its donor to the
+    target's pose (`turned`: classical replace, `replace.turn`) is offered every pose.
     Within a photo, a synthetic person already used ranks after every unused one
     (so identities repeat only once all of that gender are used), and an exact
     crop already used ranks after every crop not yet used.
@@ -179,6 +182,7 @@ def rank_donors(
         target: the face to replace.
         used_identities: how often each identity was already used in this photo.
         used_images: how often each (donor id, flip) was already used in this photo.
+        turned: the donor will be turned to the target's pose, so no source is passed over for its pose.
     """
     used_identities = used_identities or Counter()
     used_images = used_images or Counter()
@@ -186,7 +190,8 @@ def rank_donors(
     offered = same_gender or list(donors)
     if offered:
         turn = abs(target.features.yaw)
-        best_source = min((max(abs(abs(d.yaw) - turn) - MAX_POSE_GAP, 0.0), source_rank(d)) for d in offered)[1]
+        gap = float("inf") if turned else MAX_POSE_GAP
+        best_source = min((max(abs(abs(d.yaw) - turn) - gap, 0.0), source_rank(d)) for d in offered)[1]
         offered = [d for d in offered if source_rank(d) == best_source]
     candidates = []
     for donor in offered:

@@ -15,7 +15,8 @@ the choice is logged once and named in each replaced face's report):
 2. choose a donor from the pool (`face.donors.rank_donors`): same gender, nearest
    age, closest pose, expression and skin tone, no synthetic person twice in a
    photo while others of that gender are left;
-3. warp the donor onto the target's jaw line with its own inner features placed
+3. turn the donor to the target's head pose (`turn.turned_donor`: a frontal donor
+   warped flat onto a turned face squeezed its far cheek into a sliver), warp it onto the target's jaw line with its own inner features placed
    over the target's, its lids and lips closed as far as the target's
    (`expression`: closed and downcast eyes stay so, a straight mouth gets no
    grin's teeth), pulled towards the target's where the warp would
@@ -63,6 +64,7 @@ from pipeline.modes.replace.identity import IdentityCheck, closest_distance, clo
 from pipeline.face.landmarks import (
     eye_band, eye_ratio, face_features, face_outline, feature_mask, fill_polygon, five_from_68, landmark_disagreement,
 )
+from pipeline.modes.replace.turn import turned_donor
 from pipeline.modes.replace.warp import donor_layout, unfolded_layout, warp_piecewise
 from pipeline.paste import blend
 from pipeline.regions import face_bounds, face_mask, face_scale
@@ -308,7 +310,7 @@ class ReplaceChanger:
     def warp_classically(self, screened: ScreenedFace) -> ModeOutput:
         """The best-ranked donor that passes the anonymity check, warped onto the face; else blur."""
         face = screened.face
-        candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images)
+        candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images, turned=True)
         best = None
         for candidate in donor_attempts(candidates, MAX_DONORS_TRIED):
             new_pixels, points, mask = self.render_donor(candidate, screened)
@@ -328,7 +330,7 @@ class ReplaceChanger:
         that pastes it, over the work crop."""
         prepared = screened.prepared
         crop, face_px = prepared.crop, prepared.size_px
-        donor_image, donor_points = load_donor(self.resources.pool, candidate)
+        donor_image, donor_points = turned_donor(*load_donor(self.resources.pool, candidate), screened.target.features.yaw)
         layout = matched_expression(donor_layout(donor_points, prepared.points), prepared.points)
         layout = unfolded_layout(donor_points, layout, prepared.points)
         warped = warp_piecewise(donor_image, donor_points, layout, (crop.shape[1], crop.shape[0]))

@@ -23,9 +23,9 @@ younger), and its pose, eyes, mouth and smile are dlib's reading of the composit
 
 Men are tried first (the pool has 3 men and 7 women: every male combination
 before women repeat), and three tries in four are for a calm mouth. The
-identities are frontal: the pool has no three-quarter views to compose turned
-ones from, so a face turned further is given the pool's own people
-(`donors.MAX_POSE_GAP`), and the anonymity check blurs it when they show through.
+identities are frontal (the pool's side views are full profiles, which dlib's
+68 points cannot fit, and it has no three-quarter views): replace mode turns
+them to a turned face's pose when it uses them (`replace.turn`).
 
 Built once beside the pool and kept in its index under the source `composite`,
 with a digest of what it was made from: rebuilt only when those inputs change or

@@ -145,14 +145,22 @@ def warp_piecewise(donor: np.ndarray, donor_points: np.ndarray, target_points: n
     """
     donor_all, target_all, triangles, similarity = warp_mesh(donor_points, target_points)
     matrices = triangle_affines(donor_all, target_all, triangles)
+    return sample_triangles(donor, target_all, triangles, matrices, similarity, size)
 
+
+def sample_triangles(
+    source: np.ndarray, target_points: np.ndarray, triangles: np.ndarray, matrices: np.ndarray, outside: np.ndarray,
+    size: tuple[int, int],
+) -> np.ndarray:
+    """An image of `size` (w, h) whose every triangle (drawn in order: a later one covers an earlier one) samples
+    `source` through its affine in `matrices` (output -> source); pixels outside every triangle through `outside`."""
     width, height = size
     labels = np.full((height, width), -1, dtype=np.int32)
     for index, corners in enumerate(triangles):
-        cv2.fillConvexPoly(labels, np.round(target_all[corners]).astype(np.int32), int(index))
+        cv2.fillConvexPoly(labels, np.round(target_points[corners]).astype(np.int32), int(index))
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    outside = labels < 0
-    chosen = np.where(outside[..., None, None], similarity[None, None], matrices[np.maximum(labels, 0)])
+    uncovered = labels < 0
+    chosen = np.where(uncovered[..., None, None], outside[None, None], matrices[np.maximum(labels, 0)])
     map_x = (chosen[..., 0, 0] * xs + chosen[..., 0, 1] * ys + chosen[..., 0, 2]).astype(np.float32)
     map_y = (chosen[..., 1, 0] * xs + chosen[..., 1, 1] * ys + chosen[..., 1, 2]).astype(np.float32)
-    return cv2.remap(donor, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(source, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
