@@ -299,3 +299,15 @@ def test_transfer_colour_gives_the_donor_the_targets_skin_statistics():
     out_mean, _ = masked_stats(to_lab(out), weights)
     target_mean, _ = masked_stats(to_lab(target_image), weights)
     assert np.abs(out_mean - target_mean).max() < 2.0
+
+
+def test_transfer_colour_keeps_a_donors_grey_eyes_grey_on_a_paler_face():
+    rng = np.random.default_rng(0)
+    donor = np.clip(rng.normal((200, 140, 100), 4, (64, 64, 3)), 0, 255).astype(np.uint8)  # warm, saturated skin
+    donor[24:40, 24:40] = (120, 120, 120)  # a grey iris
+    target_image = np.clip(rng.normal((200, 180, 165), 4, (64, 64, 3)), 0, 255).astype(np.uint8)  # pale skin
+    skin = np.ones((64, 64), dtype=np.float32)
+    skin[24:40, 24:40] = 0.0
+    out = transfer_colour(donor, target_image, skin, skin, face_size=64)
+    iris = to_lab(out)[24:40, 24:40]
+    assert np.abs(iris[..., 1:]).max() < 3.0  # still grey: neither blue nor green

@@ -1,6 +1,6 @@
 """Make donor pixels look as if they were taken with the target's camera and light (plain numpy/OpenCV).
 
-- `transfer_colour`: LAB chroma mean/std from the target's visible skin; lightness
+- `transfer_colour`: LAB chroma scaled to the mean of the target's visible skin; lightness
   follows the target's low-frequency shading (the ratio of blurred lightness), so
   the light's direction and falloff are the target's, the fine detail the donor's.
 - `match_sharpness`: the donor is brought down to the target's resolution and blur,
@@ -14,7 +14,8 @@ import numpy as np
 
 LIGHT_SIGMA = 0.2  # low-frequency light, Gaussian sigma as a fraction of the face size
 LIGHTNESS_STD_LIMITS = (0.7, 1.4)  # how much the donor's lightness contrast may be squeezed or stretched
-CHROMA_STD_LIMITS = (0.0, 1.4)  # ... and its colour contrast (down to none: a black-and-white photo has no colour)
+CHROMA_GAIN_LIMITS = (0.0, 2.0)  # how much the donor's chroma may be scaled (down to none: a black-and-white photo has no colour)
+MIN_CHROMA = 2.0  # a donor's skin with less mean chroma (LAB a or b) than this is shifted, not scaled
 SKIN_SPREAD_LIMITS = (2.5, 5.0)  # robust chroma spread of the reference skin, LAB units
 SKIN_DISTANCE = (2.0, 3.5)  # chroma distance in spreads: fully skin below the first, not skin above the second
 BLUR_STEPS = (0.0, 0.5, 0.8, 1.2, 1.7, 2.4)  # candidate Gaussian sigmas, in target pixels
@@ -63,8 +64,11 @@ def transfer_colour(
     target_mean, target_std = masked_stats(target_lab, target_skin)
     out = donor_lab.copy()
     for channel in (1, 2):
-        ratio = np.clip(target_std[channel] / max(donor_std[channel], 1e-3), *CHROMA_STD_LIMITS)
-        out[..., channel] = (donor_lab[..., channel] - donor_mean[channel]) * ratio + target_mean[channel]
+        # Chroma is scaled about grey, not about the skin's mean: shifted, a warm donor's grey eyes and white teeth
+        # went the opposite way on a paler target (blue irises).
+        gain = target_mean[channel] / donor_mean[channel] if abs(donor_mean[channel]) >= MIN_CHROMA else 1.0
+        gain = float(np.clip(gain, *CHROMA_GAIN_LIMITS))
+        out[..., channel] = donor_lab[..., channel] * gain + (target_mean[channel] - gain * donor_mean[channel])
     ratio = np.clip(target_std[0] / max(donor_std[0], 1e-3), *LIGHTNESS_STD_LIMITS)
     lightness = (donor_lab[..., 0] - donor_mean[0]) * ratio + target_mean[0]
     # The target's light: its skin's low-frequency lightness relative to its mean. Only the
