@@ -10,11 +10,11 @@ from pipeline.analysis import available_modes, change_faces_reported, find_faces
 from pipeline.face.crop import MIN_EYE_RATIO, MIN_FACE_PX, prepare_face
 from pipeline.modes import replace as replace_mode
 from pipeline.modes.replace import donor_attempts
-from pipeline.face.colour import masked_stats, match_sharpness, to_lab, transfer_colour
+from pipeline.face.colour import iris_colour, masked_stats, match_sharpness, to_lab, transfer_colour
 from pipeline.face.texture import laplacian_level
 from pipeline.face.donors import Donor, Target, facial_hair, median_skin_lab, rank_donors
 from pipeline.modes.replace.identity import MASKED_MIN_DISTANCE, MIN_DISTANCE, describe_face
-from pipeline.face.landmarks import JAW, FaceFeatures, eye_band, eye_ratio
+from pipeline.face.landmarks import JAW, FaceFeatures, eye_band, eye_ratio, feature_mask
 from pipeline.modes.replace.warp import donor_layout
 from pipeline.face.covering import covering_in_crop, find_covering
 from pipeline.types import MASKED_THRESHOLD, ModeOutput
@@ -311,3 +311,22 @@ def test_transfer_colour_keeps_a_donors_grey_eyes_grey_on_a_paler_face():
     out = transfer_colour(donor, target_image, skin, skin, face_size=64)
     iris = to_lab(out)[24:40, 24:40]
     assert np.abs(iris[..., 1:]).max() < 3.0  # still grey: neither blue nor green
+
+
+def test_a_dark_eyed_face_gets_dark_eyes_not_grey_or_green_ones():
+    # The colour transfer squeezed the donor's contrast to her skin and lifted it to her lightness: her new irises
+    # came out 39 LAB L units darker than her skin against her own 61, and green. Measured on the result as on
+    # her photo: the darkest 40% of the eyes' pixels against the eye band's skin.
+    image, faces, result, reports = replaced("mpl_grace_hopper.jpg")
+    assert reports[faces[0].number].mode == "replace"
+    predictor = cached_models().replace.get().predictor
+    darkness = []
+    for photo in (image, result):
+        prepared = prepare_face(photo, faces[0], predictor)
+        shape = prepared.crop.shape[:2]
+        eyes = replace_mode.eyes_mask(shape, prepared.points, prepared.size_px)
+        skin = eye_band(shape, prepared.points) * (1 - feature_mask(shape, prepared.points, grow_px=0.03 * prepared.size_px))
+        darkness.append(iris_colour(to_lab(prepared.crop), eyes, skin))
+    (_, own, own_chroma), (_, new, new_chroma) = darkness
+    assert new >= 0.85 * own, f"her irises are {own:.0f} darker than her skin, the new ones {new:.0f}"
+    assert np.hypot(*(new_chroma - own_chroma)) < 6.0, f"iris colour {own_chroma.round(1)} became {new_chroma.round(1)}"

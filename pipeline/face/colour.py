@@ -3,6 +3,7 @@
 - `transfer_colour`: LAB chroma scaled to the mean of the target's visible skin; lightness
   follows the target's low-frequency shading (the ratio of blurred lightness), so
   the light's direction and falloff are the target's, the fine detail the donor's.
+- `darkened_eyes`: a new face's irises as dark against its skin as the person's own, and of their colour.
 - `match_sharpness`: the donor is brought down to the target's resolution and blur,
   and gets the target's grain, so a sharp face never sits in a soft photo.
 """
@@ -18,6 +19,9 @@ CHROMA_GAIN_LIMITS = (0.0, 2.0)  # how much the donor's chroma may be scaled (do
 MIN_CHROMA = 2.0  # a donor's skin with less mean chroma (LAB a or b) than this is shifted, not scaled
 SKIN_SPREAD_LIMITS = (2.5, 5.0)  # robust chroma spread of the reference skin, LAB units
 SKIN_DISTANCE = (2.0, 3.5)  # chroma distance in spreads: fully skin below the first, not skin above the second
+IRIS_SHARE = 0.4  # the darkest share of an eye's pixels taken for its iris and pupil (`iris_colour`)
+MIN_EYE_PIXELS = 12  # fewer eye (or skin) pixels than this tell nothing of an eye's darkness
+MAX_EYE_DARKENING = 1.6  # a new face's eyes are made at most this much darker against its skin (`darkened_eyes`)
 BLUR_STEPS = (0.0, 0.5, 0.8, 1.2, 1.7, 2.4)  # candidate Gaussian sigmas, in target pixels
 
 
@@ -77,6 +81,51 @@ def transfer_colour(
     shading = masked_blur(target_lab[..., 0], target_skin, sigma) / max(target_mean[0], 1.0)
     out[..., 0] = np.clip(lightness * np.clip(shading, 0.5, 1.6), 0, 100)
     return from_lab(out)
+
+
+def iris_colour(lab: np.ndarray, eyes: np.ndarray, skin: np.ndarray) -> tuple[float, float, np.ndarray] | None:
+    """(skin lightness, how much darker than it the irises are, the irises' median LAB a and b), LAB: the median of
+    the eye band's skin (`skin`, h×w weights) and of the darkest `IRIS_SHARE` of the eyes' pixels (`eyes`, h×w
+    weights); None when either has too few pixels to tell."""
+    inside, around = lab[eyes > 0.5], lab[..., 0][skin > 0.5]
+    if len(inside) < MIN_EYE_PIXELS or around.size < MIN_EYE_PIXELS:
+        return None
+    iris = inside[inside[:, 0] <= np.percentile(inside[:, 0], 100 * IRIS_SHARE)]
+    skin_lightness = float(np.median(around))
+    return skin_lightness, skin_lightness - float(np.median(iris[:, 0])), np.median(iris[:, 1:], axis=0)
+
+
+def darkened_eyes(
+    new: np.ndarray, target: np.ndarray, new_eyes: np.ndarray, target_eyes: np.ndarray, new_skin: np.ndarray,
+    target_skin: np.ndarray,
+) -> np.ndarray:
+    """`new` (h×w×3 uint8 RGB, recoloured) with irises as much darker than its skin as the person's own, and of
+    their colour.
+
+    The lightness transfer squeezes the donor's contrast to the person's skin and lifts it to the person's
+    lightness, so a dark iris came out grey, and a donor's light iris stayed light: on a dark-eyed face the new
+    eyes read as pale blue, grey or green, which no photo of that person would show (measured on Grace Hopper:
+    her irises 61 LAB L units darker than her skin, the new ones 39). Under `new_eyes` (soft h×w weights), every
+    pixel darker than the new skin is darkened, the more the darker it is, towards the person's own iris darkness
+    (measured under `target_eyes`, against `new_skin` and `target_skin`: `iris_colour`), by at most
+    `MAX_EYE_DARKENING`, and its chroma is moved to the person's irises' as far as it is iris-dark. Never
+    lightened: a small or soft face's eyes measure lighter than they are, and then nothing changes.
+    """
+    new_lab = to_lab(new)
+    measured_new = iris_colour(new_lab, new_eyes, new_skin)
+    measured_target = iris_colour(to_lab(target), target_eyes, target_skin)
+    if measured_new is None or measured_target is None or measured_new[1] <= 1.0:
+        return new
+    gain = float(np.clip(measured_target[1] / measured_new[1], 1.0, MAX_EYE_DARKENING))
+    if gain <= 1.01:
+        return new
+    below = np.maximum(measured_new[0] - new_lab[..., 0], 0.0)
+    iris = np.clip(below / measured_new[1], 0.0, 1.0) * new_eyes  # 1 on the iris and darker (lashes, pupil)
+    # Weighted by iris-darkness too: eye whites in shade are a little darker than the skin, and darkened as much they
+    # closed the eyes to slits.
+    new_lab[..., 0] = np.clip(new_lab[..., 0] - (gain - 1.0) * below * iris, 0, 100)
+    new_lab[..., 1:] += iris[..., None] * (measured_target[2] - new_lab[..., 1:])
+    return from_lab(new_lab)
 
 
 def detail_level(gray: np.ndarray, weights: np.ndarray) -> float:

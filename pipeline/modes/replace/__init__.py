@@ -21,7 +21,8 @@ the choice is logged once and named in each replaced face's report):
    (`expression`: closed and downcast eyes stay so, a straight mouth gets no
    grin's teeth), pulled towards the target's where the warp would
    fold (`warp.donor_layout`, `warp.unfolded_layout`, `warp.warp_piecewise`);
-   give it the target's colour and light (`face.colour`), then, in the photo's own pixels, the
+   give it the target's colour and light (`face.colour`), its irises the person's own darkness and colour
+   (`colour.darkened_eyes`), then, in the photo's own pixels, the
    person's own detail and the photo's grain (`face.texture`);
 4. mask = feathered, eroded face region, raised to 1 over the features of both
    faces (`cover_features`: a feature half-shown at the soft edge beside the
@@ -54,7 +55,7 @@ import numpy as np
 
 from pipeline.align import compose, transform_points
 from pipeline.face.blur import blur_face
-from pipeline.face.colour import skin_visibility, to_lab, transfer_colour
+from pipeline.face.colour import darkened_eyes, skin_visibility, to_lab, transfer_colour
 from pipeline.face.covering import covering_in_crop, find_covering
 from pipeline.face.crop import MAX_YAW, MIN_EYE_RATIO, MIN_FACE_PX, PreparedFace, prepare_face
 from pipeline.face.texture import in_photo_pixels, matched_detail, photo_region
@@ -62,7 +63,8 @@ from pipeline.face.donors import Candidate, Target, donor_label, facial_hair, lo
 from pipeline.modes.replace.expression import matched_expression
 from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
 from pipeline.face.landmarks import (
-    eye_band, eye_ratio, face_features, face_outline, feature_mask, fill_polygon, five_from_68, landmark_disagreement,
+    LEFT_EYE, RIGHT_EYE, eye_band, eye_ratio, face_features, face_outline, feature_mask, fill_polygon, five_from_68,
+    landmark_disagreement,
 )
 from pipeline.modes.replace.turn import turned_donor
 from pipeline.modes.replace.warp import donor_layout, unfolded_layout, warp_piecewise
@@ -80,6 +82,7 @@ FEATHER = 0.06  # ... and its edge softened over this fraction
 FEATURE_MARGIN = 0.06  # the features' cover reaches this fraction of the face size beyond their outline
 MASK_RIM = 0.04  # a face mask's pixels are grown by this fraction of the face size before they are kept
 CORE = 0.9  # new pixels' detail is matched to the person's own where the mask is above this
+EYE_SOFTEN = 0.01  # the eyes' weights are softened by this fraction of the face size (`eyes_mask`)
 MAX_DONORS_TRIED = 6  # donors tried before blurring (classical: each person once, then other crops; ~0.14 s each)
 CLASSICAL = "classical warp"  # the backend named in reports when no published networks are used
 
@@ -132,6 +135,13 @@ def face_mask_cover(image: np.ndarray, face: Face, prepared: PreparedFace) -> np
     covered = covering_in_crop(covering, prepared.matrix, prepared.crop.shape[:2])
     radius = max(1, int(round(MASK_RIM * prepared.size_px)))
     return cv2.dilate((covered > 0.2).astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+
+
+def eyes_mask(shape: tuple[int, int], points: np.ndarray, face_px: float) -> np.ndarray:
+    """Float32 weights over both eyes (their lid outlines), softened by `EYE_SOFTEN` of the face size."""
+    points = np.asarray(points, dtype=np.float64)
+    eyes = np.maximum(fill_polygon(shape, points[LEFT_EYE]), fill_polygon(shape, points[RIGHT_EYE]))
+    return cv2.GaussianBlur(eyes, (0, 0), max(0.5, EYE_SOFTEN * face_px))
 
 
 def donor_attempts(candidates: list[Candidate], count: int) -> list[Candidate]:
@@ -335,6 +345,11 @@ class ReplaceChanger:
         layout = unfolded_layout(donor_points, layout, prepared.points)
         warped = warp_piecewise(donor_image, donor_points, layout, (crop.shape[1], crop.shape[0]))
         coloured = transfer_colour(warped, crop, screened.skin_area, screened.target_skin, face_px)
+        shape = crop.shape[:2]
+        coloured = darkened_eyes(
+            coloured, crop, eyes_mask(shape, layout, face_px), eyes_mask(shape, prepared.points, face_px),
+            eye_band(shape, layout) * screened.skin_area, eye_band(shape, prepared.points) * screened.target_skin,
+        )
         mask = cover_features(screened.mask, screened.visible, face_px, prepared.points, layout)
         return coloured, layout, mask
 
