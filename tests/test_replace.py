@@ -208,12 +208,12 @@ def test_faces_that_fail_the_anonymity_check_are_blurred_and_reported():
 
 def make_donor(
     identity: str, gender: str, age: float, yaw: float = 0.0, mouth_open: float = 0.05, number: int = 0,
-    eyes_open: float = 0.3, facial_hair: float = 0.0, smile: float = 1.0,
+    eyes_open: float = 0.3, facial_hair: float = 0.0, smile: float = 1.0, expression: str = "",
 ) -> Donor:
     return Donor(
         id=f"{identity}-{number}", identity=identity, source="test", file="x.jpg", gender=gender, age=age,
         landmarks=((0.0, 0.0),) * 68, yaw=yaw, roll_degrees=0.0, mouth_open=mouth_open, smile=smile, eyes_open=eyes_open,
-        facial_hair=facial_hair, expression="", skin_lab=(60.0, 12.0, 16.0), size_px=100.0,
+        facial_hair=facial_hair, expression=expression, skin_lab=(60.0, 12.0, 16.0), size_px=100.0,
     )
 
 
@@ -235,6 +235,15 @@ def test_a_straight_face_gets_a_straight_donor_before_a_grinning_one_turned_like
               make_donor("straight", "male", 30, yaw=0.03, mouth_open=0.01, smile=0.94, eyes_open=0.27)]  # fmt: skip
     straight_faced = Target("male", 30, FaceFeatures(0.21, 0.0, 0.04, 0.88, 80.0, 0.24), (60.0, 12.0, 16.0), 80.0, 0.0)
     assert rank_donors(donors, straight_faced)[0].donor.identity == "straight"
+
+
+def test_a_calm_face_gets_no_scowling_or_looking_aside_donor_while_others_are_left():
+    # The masked runner (kagglemask 264 #7) was given a "confused" composite: knitted brows and lines between them
+    # over her calm eyes, and next a "pensive" one looking down, eyes half shut. Eight years of age weigh less.
+    donors = [make_donor("a-confused", "female", 30, expression="confused"), make_donor("b-pensive", "female", 30, expression="pensive"),
+              make_donor("c-angry", "female", 30, expression="angry"), make_donor("d-calm", "female", 38, expression="neutral")]  # fmt: skip
+    ranked = [c.donor.identity for c in rank_donors(donors, target())]
+    assert ranked[0] == "d-calm" and ranked.index("b-pensive") < ranked.index("a-confused")
 
 
 def test_classical_replace_tries_every_person_before_anyones_second_crop():

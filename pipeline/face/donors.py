@@ -41,6 +41,11 @@ LIGHTNESS_COST_PER_UNIT = 0.03  # per LAB L unit of skin lightness
 CHROMA_COST_PER_UNIT = 0.03  # per LAB a/b unit of skin chroma
 SOFT_DONOR_COST = 1.0  # donor photographed smaller than the target will be shown
 FACIAL_HAIR_DARKENING = (20.0, 35.0)  # LAB L units darker above the lip than the eye band: 0 .. 1 facial hair
+# per acted expression a photo of someone rarely shows, whatever the face's own: the pool's "confused", "angry" and
+# "disgusted" faces frown (knitted brows, lines between them: pasted on a calm face they read as a scowl), its
+# "pensive" ones look aside. Landmarks cannot tell the face's own frown: the photos' calm faces measure as knitted
+# as the pool's confused ones (dlib's brows on small faces sit low).
+EXPRESSION_COST = {"confused": 2.0, "angry": 2.0, "disgusted": 2.0, "pensive": 1.0}
 REUSED_IDENTITY_COST = 100.0  # per earlier use of this synthetic person in the same photo
 REUSED_IMAGE_COST = 1000.0  # per earlier use of this exact crop (and flip) in the same photo
 OTHER_GENDER_COST = 10_000.0  # only when the pool has nobody of the target's gender
@@ -149,6 +154,7 @@ def donor_cost(donor: Donor, flip: bool, target: Target) -> float:
     cost += SMILE_COST * abs(donor.smile - target.features.smile)
     cost += EYES_COST * abs(donor.eyes_open - target.features.eyes_open)
     cost += FACIAL_HAIR_COST * abs(donor.facial_hair - target.facial_hair)
+    cost += EXPRESSION_COST.get(donor.expression, 0.0)
     cost += LIGHTNESS_COST_PER_UNIT * abs(donor.skin_lab[0] - target.skin_lab[0])
     cost += CHROMA_COST_PER_UNIT * math.hypot(donor.skin_lab[1] - target.skin_lab[1], donor.skin_lab[2] - target.skin_lab[2])
     if donor.size_px < 0.8 * target.size_px:
