@@ -1,6 +1,7 @@
 """Replace mode: non-kept faces become synthetic people; kept faces and the rest of the photo stay."""
 
 from collections import Counter
+from dataclasses import replace as with_fields
 from functools import lru_cache
 
 import cv2
@@ -12,7 +13,7 @@ from pipeline.modes import replace as replace_mode
 from pipeline.modes.replace import donor_attempts
 from pipeline.face.colour import iris_colour, masked_stats, match_sharpness, to_lab, transfer_colour
 from pipeline.face.texture import laplacian_level
-from pipeline.face.donors import Donor, Target, facial_hair, median_skin_lab, rank_donors
+from pipeline.face.donors import Donor, Target, donor_beards, facial_hair, median_skin_lab, rank_donors
 from pipeline.modes.replace.identity import MASKED_MIN_DISTANCE, MIN_DISTANCE, describe_face
 from pipeline.face.landmarks import JAW, FaceFeatures, eye_band, eye_ratio, feature_mask
 from pipeline.modes.replace.warp import donor_layout
@@ -227,6 +228,26 @@ def test_rank_donors_prefers_open_eyes_and_the_targets_facial_hair():
     assert rank_donors(donors, target("male", 40, facial_hair=0.0))[0].donor.identity == "shaven"
     assert rank_donors(donors, target("male", 40, facial_hair=1.0))[0].donor.identity == "beard"
     assert rank_donors(donors, target("male", 40, facial_hair=1.0))[-1].donor.identity == "closed"
+
+
+def test_a_man_with_a_moustache_or_none_gets_no_full_beard_while_shaven_donors_are_left():
+    # Solvay's moustached men (their moustache measure is 1 on the grey photo) got full beards: 3 of the first 4.
+    donors = [make_donor("beard", "male", 40, facial_hair=1.0), make_donor("shaven", "male", 40, facial_hair=1.0)]
+    beards = {"beard-0": 1.0, "shaven-0": 0.0}
+    moustache = with_fields(target("male", 40, facial_hair=1.0), beard=0.0)
+    twice_used = Counter({"shaven": 2})
+    assert rank_donors(donors, moustache, twice_used, beards=beards)[0].donor.identity == "shaven"
+    assert rank_donors(donors, with_fields(moustache, beard=1.0), beards=beards)[0].donor.identity == "beard"
+    masked = with_fields(moustache, beard=None)  # the chin is under the mask, which stays: a beard cannot show
+    assert rank_donors(donors, masked, twice_used, beards=beards)[0].donor.identity == "beard"
+
+
+def test_the_pool_measures_its_bearded_man_as_bearded_and_no_other_man():
+    pool = cached_models().replace.get().pool
+    beards = donor_beards(pool)
+    raw = {d.id: d.identity for d in pool.donors if d.gender == "male" and d.source.startswith("openpeople==")}
+    frontal = [d.id for d in pool.donors if d.id in raw and abs(d.yaw) < 0.3]
+    assert {raw[i] for i in frontal if beards[i] > 0.5} == {"openpeople:P005"}
 
 
 def test_a_straight_face_gets_a_straight_donor_before_a_grinning_one_turned_like_it():

@@ -26,7 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.face.landmarks import FaceFeatures, fill_polygon, mirror_landmarks
+from pipeline.face.colour import to_lab
+from pipeline.face.landmarks import FaceFeatures, eye_band, fill_polygon, mirror_landmarks
 
 POOL_FORMAT = 2  # 2: eyes_open, facial_hair and expression added; an older pool is rebuilt
 
@@ -41,6 +42,14 @@ LIGHTNESS_COST_PER_UNIT = 0.03  # per LAB L unit of skin lightness
 CHROMA_COST_PER_UNIT = 0.03  # per LAB a/b unit of skin chroma
 SOFT_DONOR_COST = 1.0  # donor photographed smaller than the target will be shown
 FACIAL_HAIR_DARKENING = (20.0, 35.0)  # LAB L units darker above the lip than the eye band: 0 .. 1 facial hair
+# LAB L units darker at the chin's centre than the eye band: 0 .. 1 beard. Measured: the pool's clean-shaven men
+# -7..9, its bearded ones 32-44, the bare men of the test photos at most 20 (shade under the lip; on grey photos the
+# moustache measure above is 1 for nearly every man, moustache or not)
+BEARD_DARKENING = (20.0, 30.0)
+# per unit of beard the donor has beyond the target's: a full beard on a man with a moustache or none is worse than
+# the same synthetic person two or three times in a photo (`REUSED_IDENTITY_COST`), not than the very same crop twice
+BEARD_COST = 250.0
+CHIN_CENTRE = 0.6  # the chin's polygon (jaw bottom to lower lip) shrunk to this around its centre: the jaw's shade is left out
 # per acted expression a photo of someone rarely shows, whatever the face's own: the pool's "confused", "angry" and
 # "disgusted" faces frown (knitted brows, lines between them: pasted on a calm face they read as a scowl), its
 # "pensive" ones look aside. Landmarks cannot tell the face's own frown: the photos' calm faces measure as knitted
@@ -109,7 +118,8 @@ class Target:
     features: FaceFeatures
     skin_lab: tuple[float, float, float]
     size_px: float  # eye-to-mouth distance as the face will be shown (photo pixels)
-    facial_hair: float  # 0 clean-shaven .. 1 full beard (see `facial_hair`)
+    facial_hair: float  # 0 clean-shaven .. 1 full moustache (see `facial_hair`)
+    beard: float | None = None  # 0 clean chin .. 1 full beard (see `beard`); None when the chin is not seen (a face mask)
 
 
 @dataclass(frozen=True)
@@ -145,8 +155,8 @@ def write_pool_index(folder: Path, donors: list[Donor], sources: dict) -> None:
     (Path(folder) / "index.json").write_text(json.dumps(document, indent=1), encoding="utf-8")
 
 
-def donor_cost(donor: Donor, flip: bool, target: Target) -> float:
-    """How badly this donor (mirrored or not) fits the target, ignoring reuse; lower is better."""
+def donor_cost(donor: Donor, flip: bool, target: Target, donor_beard: float = 0.0) -> float:
+    """How badly this donor (mirrored or not, with this much `beard`) fits the target, ignoring reuse; lower is better."""
     yaw = -donor.yaw if flip else donor.yaw
     cost = AGE_COST_PER_YEAR * abs(donor.age - target.age)
     cost += YAW_COST * abs(yaw - target.features.yaw)
@@ -155,6 +165,8 @@ def donor_cost(donor: Donor, flip: bool, target: Target) -> float:
     cost += EYES_COST * abs(donor.eyes_open - target.features.eyes_open)
     cost += FACIAL_HAIR_COST * abs(donor.facial_hair - target.facial_hair)
     cost += EXPRESSION_COST.get(donor.expression, 0.0)
+    if target.beard is not None:
+        cost += BEARD_COST * max(0.0, donor_beard - target.beard)
     cost += LIGHTNESS_COST_PER_UNIT * abs(donor.skin_lab[0] - target.skin_lab[0])
     cost += CHROMA_COST_PER_UNIT * math.hypot(donor.skin_lab[1] - target.skin_lab[1], donor.skin_lab[2] - target.skin_lab[2])
     if donor.size_px < 0.8 * target.size_px:
@@ -170,6 +182,7 @@ def rank_donors(
     used_identities: Counter | None = None,
     used_images: Counter | None = None,
     turned: bool = False,
+    beards: dict[str, float] | None = None,
 ) -> list[Candidate]:
     """Every (donor, flip) for the target, best first.
 
@@ -189,9 +202,11 @@ def rank_donors(
         used_identities: how often each identity was already used in this photo.
         used_images: how often each (donor id, flip) was already used in this photo.
         turned: the donor will be turned to the target's pose, so no source is passed over for its pose.
+        beards: each donor's `beard` by id (`donor_beards`); a donor not in it counts as clean-shaven.
     """
     used_identities = used_identities or Counter()
     used_images = used_images or Counter()
+    beards = beards or {}
     same_gender = [d for d in donors if d.gender == target.gender]
     offered = same_gender or list(donors)
     if offered:
@@ -202,7 +217,7 @@ def rank_donors(
     candidates = []
     for donor in offered:
         for flip in (False, True):
-            cost = donor_cost(donor, flip, target)
+            cost = donor_cost(donor, flip, target, beards.get(donor.id, 0.0))
             cost += REUSED_IDENTITY_COST * used_identities[donor.identity]
             cost += REUSED_IMAGE_COST * used_images[(donor.id, flip)]
             candidates.append(Candidate(donor, flip, cost))
@@ -228,6 +243,29 @@ def facial_hair(lab: np.ndarray, points: np.ndarray, skin_lab: tuple[float, floa
         return 0.0
     darker = skin_lab[0] - float(np.median(values))
     return float(np.clip((darker - FACIAL_HAIR_DARKENING[0]) / (FACIAL_HAIR_DARKENING[1] - FACIAL_HAIR_DARKENING[0]), 0.0, 1.0))
+
+
+def beard(lab: np.ndarray, points: np.ndarray, skin_lab: tuple[float, float, float]) -> float:
+    """0 (clean chin) .. 1 (full beard): how much darker the chin's centre, under the lower lip, is than the eye band."""
+    points = np.asarray(points, dtype=np.float64)
+    chin = points[[6, 7, 8, 9, 10, 56, 57, 58]]
+    centre = chin.mean(axis=0)
+    values = lab[..., 0][fill_polygon(lab.shape[:2], centre + CHIN_CENTRE * (chin - centre)) > 0.5]
+    if values.size == 0:
+        return 0.0
+    darker = skin_lab[0] - float(np.median(values))
+    return float(np.clip((darker - BEARD_DARKENING[0]) / (BEARD_DARKENING[1] - BEARD_DARKENING[0]), 0.0, 1.0))
+
+
+def donor_beards(pool: DonorPool) -> dict[str, float]:
+    """Each male donor's `beard`, by id, measured on its crop (the pool's index does not hold it)."""
+    beards = {}
+    for donor in pool.donors:
+        if donor.gender == "male":
+            lab = to_lab(read_donor_image(str(pool.image_path(donor)), False))
+            points = np.asarray(donor.landmarks, dtype=np.float64)
+            beards[donor.id] = beard(lab, points, median_skin_lab(lab, eye_band(lab.shape[:2], points)))
+    return beards
 
 
 def median_skin_lab(lab: np.ndarray, weights: np.ndarray) -> tuple[float, float, float]:

@@ -13,8 +13,8 @@ the choice is logged once and named in each replaced face's report):
 1. crop the face at a working scale (small faces are upscaled, large ones
    downscaled) and find dlib's 68 landmarks;
 2. choose a donor from the pool (`face.donors.rank_donors`): same gender, nearest
-   age, closest pose, expression and skin tone, no synthetic person twice in a
-   photo while others of that gender are left;
+   age, closest pose, expression and skin tone, no full beard on a man without
+   one, no synthetic person twice in a photo while others of that gender are left;
 3. turn the donor to the target's head pose (`turn.turned_donor`: a frontal donor
    warped flat onto a turned face squeezed its far cheek into a sliver), warp it onto the target's jaw line with its own inner features placed
    over the target's, its lids and lips closed as far as the target's
@@ -59,7 +59,7 @@ from pipeline.face.colour import darkened_eyes, skin_visibility, to_lab, transfe
 from pipeline.face.covering import covering_in_crop, find_covering
 from pipeline.face.crop import MAX_YAW, MIN_EYE_RATIO, MIN_FACE_PX, PreparedFace, prepare_face
 from pipeline.face.texture import in_photo_pixels, matched_detail, photo_region
-from pipeline.face.donors import Candidate, Target, donor_label, facial_hair, load_donor, median_skin_lab, rank_donors
+from pipeline.face.donors import Candidate, Target, beard, donor_label, facial_hair, load_donor, median_skin_lab, rank_donors
 from pipeline.modes.replace.expression import matched_expression
 from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
 from pipeline.face.landmarks import (
@@ -300,6 +300,7 @@ class ReplaceChanger:
         target = Target(
             gender=face.gender, age=face.age, features=features, skin_lab=skin_lab,
             size_px=features.size_px / prepared.scale, facial_hair=facial_hair(lab, points, skin_lab),
+            beard=None if mask_cover is not None else beard(lab, points, skin_lab),
         )
         descriptor = describe_face(self.resources.recognizer, crop, points)
         return ScreenedFace(
@@ -320,7 +321,9 @@ class ReplaceChanger:
     def warp_classically(self, screened: ScreenedFace) -> ModeOutput:
         """The best-ranked donor that passes the anonymity check, warped onto the face; else blur."""
         face = screened.face
-        candidates = rank_donors(self.resources.pool.donors, screened.target, self.used_identities, self.used_images, turned=True)
+        candidates = rank_donors(
+            self.resources.pool.donors, screened.target, self.used_identities, self.used_images, turned=True, beards=self.resources.beards
+        )
         best = None
         for candidate in donor_attempts(candidates, MAX_DONORS_TRIED):
             new_pixels, points, mask = self.render_donor(candidate, screened)
@@ -425,7 +428,9 @@ class ReplaceChanger:
         """Pick the face's next synthetic person (one not tried yet, reuse ranked last) and count it as used; False when done."""
         if len(job.tried) >= MAX_DONORS_TRIED:
             return False
-        ranking = rank_donors(self.resources.pool.donors, job.screened.target, self.used_identities, self.used_images)
+        ranking = rank_donors(
+            self.resources.pool.donors, job.screened.target, self.used_identities, self.used_images, beards=self.resources.beards
+        )
         job.candidate = next((c for c in ranking if c.donor.identity not in job.tried), None)
         if job.candidate is None:
             return False

@@ -14,13 +14,13 @@ import importlib.util
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import weights
 from pipeline.detection import FaceDetector
 from pipeline.errors import PipelineError, WeightsError
-from pipeline.face.donors import DonorPool
+from pipeline.face.donors import DonorPool, donor_beards
 from pipeline.modes.replace.published import PublishedSwap, load_swap
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class ReplaceModels:
     pool: DonorPool
     swap: PublishedSwap | None = None  # SimSwap + ArcFace (+ BiSeNet) when their weights are present
     pool_people: tuple = ()  # dlib descriptors of every crop of every openpeople person: no result may pass as one
+    beards: dict = field(default_factory=dict)  # each male donor's beard by id (`donors.donor_beards`)
 
 
 class ReplaceResources:
@@ -121,7 +122,7 @@ class ReplaceResources:
                     pool = without_identities(pool)
                 people = tuple(d for found in pool_descriptors(pool, recognizer).values() for d in found)
                 swap = self.swap_loader(self.weights_dir, self.device)
-                self._models = ReplaceModels(predictor, recognizer, pool, swap, people)
+                self._models = ReplaceModels(predictor, recognizer, pool, swap, people, donor_beards(pool))
                 swap = self._models.swap
                 log.info("replace mode uses %s", f"{swap.backend} on {swap.device}" if swap else "the classical warp")
             return self._models
