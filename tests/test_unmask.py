@@ -318,3 +318,32 @@ def test_a_black_and_white_photo_stays_black_and_white():
     result, reports = change_faces_reported(grey, faces, set(), "unmask", cached_models())
     assert any(report.mode == "unmask" for report in reports)
     assert np.ptp(result.astype(int), axis=2).max() == 0
+
+
+def test_the_jaw_runs_on_into_a_neck_under_the_masks_lower_edge():
+    # A mask reaches below the chin. Its part under the chin was inpainted from around it (here the white mask
+    # itself; on photos a shirt, a hoodie, the background): a smear where the neck should be. Now the donor's own
+    # neck is carried down under its chin, fading into the photo below. Measured on a pool crop masked white from
+    # the nose down: the share of pixels just under the new chin nearer the chin's colour than the mask's was 0.00;
+    # now 1.00.
+    pool = cached_models().replace.get().pool
+    donor = next(d for d in unmask_mode.neutral_donors(pool.donors) if d.gender == "male")
+    donor_image, head = load_donor(pool, Candidate(donor, flip=False, cost=0.0))
+    shape = donor_image.shape[:2]
+    five = five_from_68(head)
+    covered = np.zeros(shape, np.float32)
+    covered[int(head[NOSE].mean(axis=0)[1]) :, int(head[2, 0]) : int(head[14, 0])] = 1.0
+    masked = donor_image.copy()
+    masked[covered > 0] = (235, 235, 235)  # a white mask
+    frame = face_frame(shape, five)
+    skin = reference_skin(frame) & (covered == 0)
+    rendered, _ = render_lower_face(donor_image, head, masked, head, five, skin.astype(np.float32), covered,
+                                    float(face_features(head).size_px))
+    chin_v = float(frame.v[int(head[8, 1]), int(head[8, 0])])
+    under_chin = (frame.v > chin_v + 0.05) & (frame.v < chin_v + 0.25) & (np.abs(frame.u) < 0.25)
+    chin = (frame.v > chin_v - 0.4) & (frame.v < chin_v - 0.1) & (np.abs(frame.u) < 0.25)  # the new face's own chin
+    lab = to_lab(rendered)
+    to_chin = np.linalg.norm(lab[under_chin] - np.median(lab[chin], axis=0), axis=1)
+    to_mask = np.linalg.norm(lab[under_chin] - to_lab(np.full((1, 1, 3), 235, np.uint8))[0, 0], axis=1)
+    share = float((to_chin < to_mask).mean())
+    assert share >= 0.9, f"{share:.2f} of the pixels under the chin look like a neck"

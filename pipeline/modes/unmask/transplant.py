@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 
 from pipeline.align import transform_points
-from pipeline.face.colour import transfer_colour
+from pipeline.face.colour import to_lab, transfer_colour
 from pipeline.face.landmarks import BROWS, JAW, LEFT_EYE, RIGHT_EYE, face_outline, feature_mask, fill_polygon, five_from_68
-from pipeline.face.covering import face_frame
+from pipeline.face.covering import face_frame, skin_distance
 
 VISIBLE = BROWS + LEFT_EYE + RIGHT_EYE  # the 68-point landmarks a face mask never hides
 FIVE_WEIGHTS = np.array([1.0, 1.0, 3.0, 3.0, 3.0])  # the detector's nose and mouth are the only hint below the mask
@@ -29,6 +29,9 @@ BELOW_EYES = (-0.05, 0.01)  # the blend fades in between these depths (eye-to-mo
 EYE_GUARD = (0.3, 0.1)  # ... and never over the eyes: ellipses of these half-axes (eye distances) around the detector's eyes
 MAX_STRETCH = 1.12  # the donor is stretched at most this much more in one direction than the other
 HEAD_WIDTH = 1.05  # the donor's cheek-to-cheek width is at most this share of the target's (dlib's jaw points 1 and 15)
+NECK_JAW_POINTS = (6, 10)  # the donor's neck runs down from its jaw between these points (dlib's jaw, 0..16) ...
+NECK_DEPTH = 0.6  # ... fading out to this far below the chin (eye-to-mouth distances), where its pixels there are skin
+DONOR_SKIN = 0.7  # a donor pixel is skin below this distance from the donor's face skin (`covering.skin_distance`)
 MEMBRANE_WIDTH = 48  # the colour membrane is solved with the face this many pixels wide (eye-to-mouth distance)
 MEMBRANE_STEPS = 400  # Jacobi iterations at that size
 MEMBRANE_REACH = 15.0  # the membrane corrects the colour by at most this much (RGB): it joins, the colour transfer colours
@@ -121,13 +124,15 @@ def render_lower_face(
     hole = cv2.dilate(grown_covering(covered, five, face_px).astype(np.uint8), disc(FEATHER * face_px))  # as far as the blend reaches
     filled = cv2.inpaint(crop, hole, max(2.0, INPAINT_RADIUS * face_px), cv2.INPAINT_TELEA)
     jaw = donor_face_region((height, width), estimated, face_px)[..., None]
+    neck = donor_neck_region(coloured, estimated, donor_skin_pixels(coloured, donor_skin), face_px)[..., None]
     # Where the person's own face (dlib's jaw line, which follows a mask's outline) is wider than the donor's, its
     # cheeks are the donor's skin carried outwards, not the background inpainted in.
     cheeks = own_face_region((height, width), points, five, face_px)[..., None]
     sigma = max(1.0, CHEEK_SPREAD * face_px)
     spread = cv2.GaussianBlur(coloured.astype(np.float32) * jaw, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(jaw, (0, 0), sigma)[..., None], 1e-3)
     outside = spread * cheeks + filled * (1 - cheeks)
-    new_pixels = coloured * jaw + outside * (1 - jaw)
+    donor_pixels = np.maximum(jaw, neck)
+    new_pixels = coloured * donor_pixels + outside * (1 - donor_pixels)
     return np.clip(np.round(new_pixels), 0, 255).astype(np.uint8), estimated
 
 
@@ -143,6 +148,29 @@ def donor_face_region(shape: tuple[int, int], estimated: np.ndarray, face_px: fl
     """Soft h×w mask of the donor's own face (jaw line up to the brows), slightly inset, so none of its background shows."""
     jaw = cv2.erode(fill_polygon(shape, np.concatenate([estimated[JAW], estimated[VISIBLE]])), disc(JAW_INSET * face_px))
     return cv2.GaussianBlur(jaw, (0, 0), max(1.0, FEATHER * face_px / 2))
+
+
+def donor_neck_region(donor: np.ndarray, estimated: np.ndarray, skin: np.ndarray, face_px: float) -> np.ndarray:
+    """Soft h×w mask of the donor's neck under its chin, where the warped donor shows skin (`skin`, bool; not its
+    collar or hair), fading out with depth: under a mask's lower edge the jaw runs on into a neck with the chin's
+    shadow, never into a smear, and the neck gives way to the photo's own collar below it."""
+    shape = donor.shape[:2]
+    eyes = (estimated[LEFT_EYE].mean(axis=0) + estimated[RIGHT_EYE].mean(axis=0)) / 2
+    down = (estimated[48] + estimated[54]) / 2 - eyes  # eyes to mouth
+    first, last = NECK_JAW_POINTS
+    left, right = estimated[JAW[first]], estimated[JAW[last]]
+    below = fill_polygon(shape, np.concatenate([estimated[JAW[first] : JAW[last] + 1], [right + NECK_DEPTH * down, left + NECK_DEPTH * down]]))
+    neck = cv2.morphologyEx((below * skin).astype(np.uint8), cv2.MORPH_OPEN, disc(JAW_INSET * face_px)).astype(np.float32)
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]]
+    length = max(float(np.hypot(*down)), 1e-3)
+    depth = ((xs - estimated[JAW[8], 0]) * down[0] + (ys - estimated[JAW[8], 1]) * down[1]) / length**2  # below the chin
+    fade = np.clip(1.0 - depth / NECK_DEPTH, 0.0, 1.0).astype(np.float32)
+    return cv2.GaussianBlur(neck, (0, 0), max(1.0, FEATHER * face_px / 2)) * fade
+
+
+def donor_skin_pixels(donor: np.ndarray, donor_skin: np.ndarray) -> np.ndarray:
+    """Bool h×w: where the donor shows skin like its face's (in light or shade), not hair, collar or background."""
+    return skin_distance(to_lab(donor), donor_skin > 0.5, light_and_shade=True) < DONOR_SKIN
 
 
 def disc(radius: float) -> np.ndarray:
