@@ -347,3 +347,15 @@ def test_the_jaw_runs_on_into_a_neck_under_the_masks_lower_edge():
     to_mask = np.linalg.norm(lab[under_chin] - to_lab(np.full((1, 1, 3), 235, np.uint8))[0, 0], axis=1)
     share = float((to_chin < to_mask).mean())
     assert share >= 0.9, f"{share:.2f} of the pixels under the chin look like a neck"
+
+
+def test_a_masked_face_cut_off_by_the_photos_edge_is_left_as_it_is():
+    # At the bottom edge of kaggle 264 a girl's mask runs out of the photo: only the strip under her eyes was
+    # changed, flattened, and the mask stayed below it (seam 19.0, outside the real-face range).
+    image = photo_rgb("kagglemask_maksssksksss264.jpg")
+    faces, _ = find_faces(image, cached_models())
+    result, reports = change_faces_reported(image, faces, set(), "unmask", cached_models())
+    cut = [r for r in reports if r.reason == "its lower face is outside the photo"]
+    assert [r.number for r in cut] == [7] and cut[0].mode == "none"
+    face = faces[6]
+    assert np.array_equal(image[box_pixels(face)], result[box_pixels(face)])

@@ -33,7 +33,9 @@ Per face not kept:
    harmonised or not.
 
 A masked face whose lower face is behind a nearer face (its box and hair) is
-left as it is: a new lower face would be painted over the other person.
+left as it is: a new lower face would be painted over the other person. So is
+one whose chin lies outside the photo: the mask would stay below a new strip
+under the eyes.
 
 No identity check runs: the lower face is a stranger's, the eyes are the
 person's own. A masked face too small to fit landmarks is left unchanged and
@@ -162,6 +164,15 @@ class UnmaskChanger:
                 return True
         return False
 
+    def chin_outside_photo(self, face: Face) -> bool:
+        """Whether the face's chin lies outside the photo: most of its mask is cut off by the photo's edge, so only the
+        strip under the eyes would change while the mask below it stays."""
+        points = np.asarray(face.landmarks, dtype=np.float64)
+        mouth = points[3:].mean(axis=0)
+        chin = mouth + CHIN_DEPTH * (mouth - points[:2].mean(axis=0))
+        height, width = self.image.shape[:2]
+        return not (0 <= chin[0] <= width - 1 and 0 <= chin[1] <= height - 1)
+
     def leave(self, face: Face, covering: Covering, reason: str) -> ModeOutput:
         self.reports.append(FaceReport(number=face.number, mode="none", reason=reason))
         return unchanged(covering.pixels.shape, covering.matrix)
@@ -176,6 +187,8 @@ class UnmaskChanger:
             return self.leave(face, covering, reason)
         if self.hidden_behind_another_face(face):
             return self.leave(face, covering, "its lower face is behind another face")
+        if self.chin_outside_photo(face):
+            return self.leave(face, covering, "its lower face is outside the photo")
         prepared = prepare_face(self.image, face, self.resources.predictor)
         five = transform_points(face.landmarks, prepared.matrix)
         if abs(face_features(prepared.points).yaw) > MAX_YAW or eye_ratio(five) < MIN_EYE_RATIO:
