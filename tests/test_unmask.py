@@ -359,3 +359,40 @@ def test_a_masked_face_cut_off_by_the_photos_edge_is_left_as_it_is():
     assert [r.number for r in cut] == [7] and cut[0].mode == "none"
     face = faces[6]
     assert np.array_equal(image[box_pixels(face)], result[box_pixels(face)])
+
+
+def test_a_mask_at_the_photos_edge_is_covered_up_to_that_edge():
+    # Kaggle 148 #1 stands at the photo's left edge. The blend kept off every side of its work crop, so a strip
+    # of the grey mask as wide as the growth (11% of the face) stayed along the photo's edge beside the new face.
+    image = photo_rgb("kagglemask_maksssksksss148.jpg")
+    faces, _ = find_faces(image, cached_models())
+    result, reports = change_faces_reported(image, faces, set(), "unmask", cached_models())
+    face = faces[0]
+    assert face.box[0] < 1 and reports[0].mode == "unmask"
+    frame = face_frame(image.shape[:2], face.landmarks)
+    covering = find_covering(image, face.landmarks)
+    covered = cv2.warpAffine(covering.pixels, cv2.invertAffineTransform(covering.matrix), (image.shape[1], image.shape[0])) > 0.5
+    strip = covered & (frame.v > 0.5) & (frame.v < 1.2)
+    strip[:, int(0.05 * face_scale(face)) :] = False  # the mask's pixels along the photo's left edge
+    assert strip.sum() > 50
+    changed = np.abs(image.astype(int) - result.astype(int)).max(axis=2) > 8
+    assert changed[strip].mean() > 0.8, f"only {changed[strip].mean():.2f} of the mask at the photo's edge changed"
+
+
+def test_the_blend_fades_in_beside_a_bare_neighbour_instead_of_stopping_at_its_box():
+    # A bare face stays pixel-identical, also where a masked neighbour's blend reaches it. The blend was cut off at
+    # the bare face's box: a hard straight edge through the new skin beside it (kaggle 148 1|2 and 5|4, 389 5|4,
+    # 52 26|30 and 32|38: 1.00 or 0.91-0.96 two pixels from the box). It now fades in beside the box (0.32-0.40).
+    image = photo_rgb("kagglemask_maksssksksss148.jpg")
+    faces, _ = find_faces(image, cached_models())
+    masked, bare = faces[0], faces[1]
+    assert masked.mask >= MASKED_THRESHOLD > bare.mask
+    output = unmask_mode.start(image, faces, set(), cached_models()).apply(masked)
+    shape = (image.shape[1], image.shape[0])
+    mask = cv2.warpAffine(output.mask, cv2.invertAffineTransform(output.matrix), shape, flags=cv2.INTER_LINEAR)
+    x1, y1, x2, y2 = (int(round(v)) for v in bare.box)
+    inside = np.zeros(image.shape[:2], np.uint8)
+    inside[y1:y2, x1:x2] = 1
+    ring = cv2.dilate(inside, np.ones((7, 7), np.uint8)).astype(bool) & ~cv2.dilate(inside, np.ones((5, 5), np.uint8)).astype(bool)
+    assert mask[inside > 0].max() == 0
+    assert mask[ring].max() <= 0.5, f"the blend steps to {mask[ring].max():.2f} just beside the bare face"

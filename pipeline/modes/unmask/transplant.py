@@ -198,11 +198,14 @@ def grown_covering(covered: np.ndarray, five: np.ndarray, face_px: float) -> np.
     return np.where(upper, wide, narrow)
 
 
-def unmask_blend_mask(covered: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
+def unmask_blend_mask(covered: np.ndarray, five: np.ndarray, face_px: float, photo_edges: tuple[bool, bool, bool, bool] = (False,) * 4) -> np.ndarray:
     """Where the new pixels go: the covering, grown (`grown_covering`) and feathered, below the eyes and off them.
 
     The covering is grown before it is feathered, so its top edge and rims are
-    fully under the new pixels, up to the lower lids.
+    fully under the new pixels, up to the lower lids. The mask keeps off the
+    crop's sides (a paste never ends in a hard edge), except those that are the
+    photo's own edges (`photo_edges`: left, top, right, bottom), where nothing
+    lies beyond and the mask must reach them, or a strip of it stays.
     """
     shape = covered.shape
     depth = face_frame(shape, five).v
@@ -211,7 +214,8 @@ def unmask_blend_mask(covered: np.ndarray, five: np.ndarray, face_px: float) -> 
     mask = feathered * below_eyes * (1 - eye_guard(shape, five))
     border = np.zeros(shape, np.float32)
     edge = max(2, int(round(DILATE * face_px)))
-    border[edge:-edge, edge:-edge] = 1.0
+    left, top, right, bottom = (0 if at_photo_edge else edge for at_photo_edge in photo_edges)
+    border[top : shape[0] - bottom, left : shape[1] - right] = 1.0
     return np.minimum(mask, border).clip(0, 1).astype(np.float32)
 
 
