@@ -218,21 +218,39 @@ def refine_with_grabcut(crop: np.ndarray, distance: np.ndarray, frame: FaceFrame
     return cv2.morphologyEx(kept.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
 
 
+def mask_coloured(lab: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """Bool h×w: the pixels of the mask's own colour, its colour taken from `core` (bool: surely the mask)."""
+    samples = lab[core]
+    median = np.median(samples, axis=0)
+    spread = np.maximum(1.4826 * np.median(np.abs(samples - median), axis=0), MASK_COLOUR_MIN_SPREAD)
+    return np.sqrt((((lab - median) / spread) ** 2).sum(axis=-1)) <= MASK_COLOUR_SPREAD
+
+
+def connected_to(candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Bool h×w: the parts of `candidates` (bool) that touch `seeds` (bool)."""
+    _, labels = cv2.connectedComponents(candidates.astype(np.uint8))
+    touching = [int(label) for label in np.unique(labels[seeds & candidates]) if label > 0]
+    return np.isin(labels, touching)
+
+
 def grow_by_mask_colour(lab: np.ndarray, found: np.ndarray, distance: np.ndarray, frame: FaceFrame) -> np.ndarray:
     """The covering grown over the pixels of its own colour that are connected to it and not plainly skin."""
     core = found & lower_face(frame)
     if core.sum() < 8:
         return found
-    samples = lab[core]
-    median = np.median(samples, axis=0)
-    spread = np.maximum(1.4826 * np.median(np.abs(samples - median), axis=0), MASK_COLOUR_MIN_SPREAD)
-    alike = np.sqrt((((lab - median) / spread) ** 2).sum(axis=-1)) <= MASK_COLOUR_SPREAD
     u, v = frame.u, frame.v
     reach = (np.abs(u) <= GROWTH_REACH[0]) & (v >= GROWTH_REACH[1]) & (v <= GROWTH_REACH[2])
-    candidates = ((alike & (distance >= MAYBE_SKIN) & reach) | found).astype(np.uint8)
-    _, labels = cv2.connectedComponents(candidates)
-    touching = [int(label) for label in np.unique(labels[found]) if label > 0]
-    return np.isin(labels, touching)
+    return connected_to((mask_coloured(lab, core) & (distance >= MAYBE_SKIN) & reach) | found, found)
+
+
+def only_mask_coloured(lab: np.ndarray, found: np.ndarray, frame: FaceFrame) -> np.ndarray:
+    """The covering without what is neither of the mask's colour nor in the least a mask covers (`nose_to_chin`):
+    everything not skin beside a face (a shirt, hair, the background) is not the mask, and a new lower face
+    painted over it came out larger than the head."""
+    core = found & lower_face(frame)
+    if core.sum() < 8:
+        return found
+    return connected_to(found & (mask_coloured(lab, core) | nose_to_chin(frame)), core)
 
 
 def find_covering(image: np.ndarray, landmarks5, with_pixels: bool = True) -> Covering:
@@ -256,6 +274,7 @@ def find_covering(image: np.ndarray, landmarks5, with_pixels: bool = True) -> Co
     if probability >= MASKED_THRESHOLD and with_pixels:
         distance = skin_distance(lab, reference_skin(frame))
         found = grow_by_mask_colour(lab, refine_with_grabcut(crop, distance, frame), distance, frame)
+        found = only_mask_coloured(lab, found, frame)
         covered = float(found[core].mean())
         # A face this sure to be masked is covered from the nose to the chin, whatever
         # the colours say (a mask close to the skin's colour, a shadow): the prior shape is added.
