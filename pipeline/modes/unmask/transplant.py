@@ -22,6 +22,8 @@ RIM_DILATE = 0.04  # ... and by this below it
 GENEROUS_DEPTH = 1.1  # (eye-to-mouth distances below the eyes)
 FEATHER = 0.05  # ... and softened over this fraction
 JAW_INSET = 0.02  # the donor's pixels stop this far inside the estimated jaw (never its background); beyond it, inpainting
+CHEEK_SMOOTH_FROM = (0.45, 0.65)  # the donor's cheeks are smoothed outwards of these |u| (eye distances), fading in ...
+CHEEK_LINE_SCALES = (0.012, 0.06)  # ... at the scales between these Gaussian sigmas (fractions of the face size)
 CHEEK_SPREAD = 0.08  # the donor's skin is carried outwards by a normalised blur of this sigma (fraction of the face size)
 INPAINT_RADIUS = 0.05  # OpenCV inpainting radius, as a fraction of the face size
 MAX_EYE_DISAGREEMENT = 0.2  # dlib's eyes further than this from the detector's (eye-to-mouth distances) are not trusted
@@ -120,7 +122,7 @@ def render_lower_face(
     warped = cv2.warpAffine(donor_image, affine, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     face_region = fill_polygon((height, width), face_outline(estimated))
     donor_skin = face_region * (1 - feature_mask((height, width), estimated, grow_px=0.03 * face_px))
-    coloured = transfer_colour(warped, crop, donor_skin, visible_skin * face_region, face_px)
+    coloured = smoothed_cheeks(transfer_colour(warped, crop, donor_skin, visible_skin * face_region, face_px), five, face_px)
     hole = cv2.dilate(grown_covering(covered, five, face_px).astype(np.uint8), disc(FEATHER * face_px))  # as far as the blend reaches
     filled = cv2.inpaint(crop, hole, max(2.0, INPAINT_RADIUS * face_px), cv2.INPAINT_TELEA)
     jaw = donor_face_region((height, width), estimated, face_px)[..., None]
@@ -134,6 +136,20 @@ def render_lower_face(
     donor_pixels = np.maximum(jaw, neck)
     new_pixels = coloured * donor_pixels + outside * (1 - donor_pixels)
     return np.clip(np.round(new_pixels), 0, 255).astype(np.uint8), estimated
+
+
+def smoothed_cheeks(donor: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
+    """The donor with the mid-scale lines of its outer cheeks taken out (their fine grain and broad shading kept).
+
+    The pool's composite people carry the seams where their parts were joined as
+    dark lines down the outer cheeks, and sunken cheeks read as lines too: on a
+    young face they looked drawn on. Real outer cheeks are smooth at that scale.
+    """
+    u = np.abs(face_frame(donor.shape[:2], five).u)
+    weight = np.clip((u - CHEEK_SMOOTH_FROM[0]) / (CHEEK_SMOOTH_FROM[1] - CHEEK_SMOOTH_FROM[0]), 0.0, 1.0)[..., None]
+    image = donor.astype(np.float32)
+    fine, broad = (cv2.GaussianBlur(image, (0, 0), max(0.5, sigma * face_px)) for sigma in CHEEK_LINE_SCALES)
+    return np.clip(np.round(image - weight * (fine - broad)), 0, 255).astype(np.uint8)
 
 
 def own_face_region(shape: tuple[int, int], points: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
