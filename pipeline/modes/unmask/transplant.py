@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from pipeline.align import transform_points
-from pipeline.face.colour import to_lab, transfer_colour
+from pipeline.face.colour import from_lab, to_lab, transfer_colour
 from pipeline.face.landmarks import BROWS, JAW, LEFT_EYE, RIGHT_EYE, face_outline, feature_mask, fill_polygon, five_from_68
 from pipeline.face.covering import face_frame, skin_distance
 
@@ -33,6 +33,7 @@ MAX_STRETCH = 1.12  # the donor is stretched at most this much more in one direc
 HEAD_WIDTH = 1.05  # the donor's cheek-to-cheek width is at most this share of the target's (dlib's jaw points 1 and 15)
 NECK_JAW_POINTS = (6, 10)  # the donor's neck runs down from its jaw between these points (dlib's jaw, 0..16) ...
 NECK_DEPTH = 0.6  # ... fading out to this far below the chin (eye-to-mouth distances), where its pixels there are skin
+NECK_SHADOW = 15.0  # ... where its shadow under the chin is at most this much darker (LAB L) than its face
 DONOR_SKIN = 0.7  # a donor pixel is skin below this distance from the donor's face skin (`covering.skin_distance`)
 MEMBRANE_WIDTH = 48  # the colour membrane is solved with the face this many pixels wide (eye-to-mouth distance)
 MEMBRANE_STEPS = 400  # Jacobi iterations at that size
@@ -127,6 +128,7 @@ def render_lower_face(
     filled = cv2.inpaint(crop, hole, max(2.0, INPAINT_RADIUS * face_px), cv2.INPAINT_TELEA)
     jaw = donor_face_region((height, width), estimated, face_px)[..., None]
     neck = donor_neck_region(coloured, estimated, donor_skin_pixels(coloured, donor_skin), face_px)[..., None]
+    coloured = with_lighter_shadow(coloured, donor_skin, neck[..., 0])
     # Where the person's own face (dlib's jaw line, which follows a mask's outline) is wider than the donor's, its
     # cheeks are the donor's skin carried outwards, not the background inpainted in.
     cheeks = own_face_region((height, width), points, five, face_px)[..., None]
@@ -182,6 +184,16 @@ def donor_neck_region(donor: np.ndarray, estimated: np.ndarray, skin: np.ndarray
     depth = ((xs - estimated[JAW[8], 0]) * down[0] + (ys - estimated[JAW[8], 1]) * down[1]) / length**2  # below the chin
     fade = np.clip(1.0 - depth / NECK_DEPTH, 0.0, 1.0).astype(np.float32)
     return cv2.GaussianBlur(neck, (0, 0), max(1.0, FEATHER * face_px / 2)) * fade
+
+
+def with_lighter_shadow(donor: np.ndarray, donor_skin: np.ndarray, neck: np.ndarray) -> np.ndarray:
+    """The donor with the shadow under its chin (`neck`, soft h×w) at most `NECK_SHADOW` LAB L darker than its face's
+    skin: a studio's deep shadow there read as a dark beard on small faces in flat light."""
+    lab = to_lab(donor)
+    floor = float(np.median(lab[..., 0][donor_skin > 0.5])) - NECK_SHADOW if (donor_skin > 0.5).any() else 0.0
+    lifted = np.maximum(lab[..., 0], floor)
+    lab[..., 0] = lab[..., 0] + neck * (lifted - lab[..., 0])
+    return from_lab(lab)
 
 
 def donor_skin_pixels(donor: np.ndarray, donor_skin: np.ndarray) -> np.ndarray:
