@@ -62,6 +62,7 @@ MIN_COVERED_SHARE = 0.5  # a pixel mask counts as covering the lower face from t
 MASK_COLOUR_SPREAD = 2.5  # a pixel is of the mask's colour within this many robust spreads of the mask's median (LAB) ...
 MASK_COLOUR_MIN_SPREAD = (8.0, 3.0, 3.0)  # ... each spread at least this (L, a, b), so a plain mask's shading counts
 MAYBE_SKIN = 0.5  # ... and when its skin distance is at least this
+ONLY_MASK_COLOUR_FROM = 1.1  # below this depth (eye-to-mouth distances), only the mask's chroma is the mask beside nose_to_chin
 GROWTH_REACH = (1.3, 0.08, 1.9)  # the mask grows up to |u| <= first, v from second (masks ride up to the lower lids) to third
 
 
@@ -218,12 +219,14 @@ def refine_with_grabcut(crop: np.ndarray, distance: np.ndarray, frame: FaceFrame
     return cv2.morphologyEx(kept.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
 
 
-def mask_coloured(lab: np.ndarray, core: np.ndarray) -> np.ndarray:
-    """Bool h×w: the pixels of the mask's own colour, its colour taken from `core` (bool: surely the mask)."""
+def mask_coloured(lab: np.ndarray, core: np.ndarray, lightness: bool = True) -> np.ndarray:
+    """Bool h×w: the pixels of the mask's own colour, its colour taken from `core` (bool: surely the mask); without
+    `lightness`, by chroma alone (a mask's folds and lower rim in shade are its colour in less light)."""
     samples = lab[core]
     median = np.median(samples, axis=0)
     spread = np.maximum(1.4826 * np.median(np.abs(samples - median), axis=0), MASK_COLOUR_MIN_SPREAD)
-    return np.sqrt((((lab - median) / spread) ** 2).sum(axis=-1)) <= MASK_COLOUR_SPREAD
+    channels = slice(0, 3) if lightness else slice(1, 3)
+    return np.sqrt((((lab - median) / spread)[..., channels] ** 2).sum(axis=-1)) <= MASK_COLOUR_SPREAD
 
 
 def connected_to(candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
@@ -244,13 +247,15 @@ def grow_by_mask_colour(lab: np.ndarray, found: np.ndarray, distance: np.ndarray
 
 
 def only_mask_coloured(lab: np.ndarray, found: np.ndarray, frame: FaceFrame) -> np.ndarray:
-    """The covering without what is neither of the mask's colour nor in the least a mask covers (`nose_to_chin`):
-    everything not skin beside a face (a shirt, hair, the background) is not the mask, and a new lower face
-    painted over it came out larger than the head."""
+    """The covering without what lies, below the mouth, outside both the mask's own chroma (in light or shade) and
+    the least a mask covers (`nose_to_chin`): what is not skin beside the chin (a shirt, a collar, hair) is not
+    the mask, and a new lower face painted over it came out larger than the head. Above the mouth, the rims and
+    ear loops stay, whatever their colour."""
     core = found & lower_face(frame)
     if core.sum() < 8:
         return found
-    return connected_to(found & (mask_coloured(lab, core) | nose_to_chin(frame)), core)
+    kept = mask_coloured(lab, core, lightness=False) | nose_to_chin(frame) | (frame.v < ONLY_MASK_COLOUR_FROM)
+    return connected_to(found & kept, core)
 
 
 def find_covering(image: np.ndarray, landmarks5, with_pixels: bool = True) -> Covering:
