@@ -62,6 +62,7 @@ MIN_COVERED_SHARE = 0.5  # a pixel mask counts as covering the lower face from t
 MASK_COLOUR_SPREAD = 2.5  # a pixel is of the mask's colour within this many robust spreads of the mask's median (LAB) ...
 MASK_COLOUR_MIN_SPREAD = (8.0, 3.0, 3.0)  # ... each spread at least this (L, a, b), so a plain mask's shading counts
 MAYBE_SKIN = 0.5  # ... and when its skin distance is at least this
+ONLY_MASK_COLOUR_FROM = 1.1  # below this depth (eye-to-mouth distances), only the mask's chroma is the mask beside nose_to_chin
 GROWTH_REACH = (1.3, 0.08, 1.9)  # the mask grows up to |u| <= first, v from second (masks ride up to the lower lids) to third
 
 
@@ -218,21 +219,43 @@ def refine_with_grabcut(crop: np.ndarray, distance: np.ndarray, frame: FaceFrame
     return cv2.morphologyEx(kept.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
 
 
+def mask_coloured(lab: np.ndarray, core: np.ndarray, lightness: bool = True) -> np.ndarray:
+    """Bool h×w: the pixels of the mask's own colour, its colour taken from `core` (bool: surely the mask); without
+    `lightness`, by chroma alone (a mask's folds and lower rim in shade are its colour in less light)."""
+    samples = lab[core]
+    median = np.median(samples, axis=0)
+    spread = np.maximum(1.4826 * np.median(np.abs(samples - median), axis=0), MASK_COLOUR_MIN_SPREAD)
+    channels = slice(0, 3) if lightness else slice(1, 3)
+    return np.sqrt((((lab - median) / spread)[..., channels] ** 2).sum(axis=-1)) <= MASK_COLOUR_SPREAD
+
+
+def connected_to(candidates: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Bool h×w: the parts of `candidates` (bool) that touch `seeds` (bool)."""
+    _, labels = cv2.connectedComponents(candidates.astype(np.uint8))
+    touching = [int(label) for label in np.unique(labels[seeds & candidates]) if label > 0]
+    return np.isin(labels, touching)
+
+
 def grow_by_mask_colour(lab: np.ndarray, found: np.ndarray, distance: np.ndarray, frame: FaceFrame) -> np.ndarray:
     """The covering grown over the pixels of its own colour that are connected to it and not plainly skin."""
     core = found & lower_face(frame)
     if core.sum() < 8:
         return found
-    samples = lab[core]
-    median = np.median(samples, axis=0)
-    spread = np.maximum(1.4826 * np.median(np.abs(samples - median), axis=0), MASK_COLOUR_MIN_SPREAD)
-    alike = np.sqrt((((lab - median) / spread) ** 2).sum(axis=-1)) <= MASK_COLOUR_SPREAD
     u, v = frame.u, frame.v
     reach = (np.abs(u) <= GROWTH_REACH[0]) & (v >= GROWTH_REACH[1]) & (v <= GROWTH_REACH[2])
-    candidates = ((alike & (distance >= MAYBE_SKIN) & reach) | found).astype(np.uint8)
-    _, labels = cv2.connectedComponents(candidates)
-    touching = [int(label) for label in np.unique(labels[found]) if label > 0]
-    return np.isin(labels, touching)
+    return connected_to((mask_coloured(lab, core) & (distance >= MAYBE_SKIN) & reach) | found, found)
+
+
+def only_mask_coloured(lab: np.ndarray, found: np.ndarray, frame: FaceFrame) -> np.ndarray:
+    """The covering without what lies, below the mouth, outside both the mask's own chroma (in light or shade) and
+    the least a mask covers (`nose_to_chin`): what is not skin beside the chin (a shirt, a collar, hair) is not
+    the mask, and a new lower face painted over it came out larger than the head. Above the mouth, the rims and
+    ear loops stay, whatever their colour."""
+    core = found & lower_face(frame)
+    if core.sum() < 8:
+        return found
+    kept = mask_coloured(lab, core, lightness=False) | nose_to_chin(frame) | (frame.v < ONLY_MASK_COLOUR_FROM)
+    return connected_to(found & kept, core)
 
 
 def find_covering(image: np.ndarray, landmarks5, with_pixels: bool = True) -> Covering:
@@ -256,6 +279,7 @@ def find_covering(image: np.ndarray, landmarks5, with_pixels: bool = True) -> Co
     if probability >= MASKED_THRESHOLD and with_pixels:
         distance = skin_distance(lab, reference_skin(frame))
         found = grow_by_mask_colour(lab, refine_with_grabcut(crop, distance, frame), distance, frame)
+        found = only_mask_coloured(lab, found, frame)
         covered = float(found[core].mean())
         # A face this sure to be masked is covered from the nose to the chin, whatever
         # the colours say (a mask close to the skin's colour, a shadow): the prior shape is added.

@@ -33,7 +33,9 @@ Per face not kept:
    harmonised or not.
 
 A masked face whose lower face is behind a nearer face (its box and hair) is
-left as it is: a new lower face would be painted over the other person.
+left as it is: a new lower face would be painted over the other person. So is
+one whose chin lies outside the photo: the mask would stay below a new strip
+under the eyes.
 
 No identity check runs: the lower face is a stranger's, the eyes are the
 person's own. A masked face too small to fit landmarks is left unchanged and
@@ -78,6 +80,7 @@ UPPER_FACE = (-0.9, 0.3, 1.1)  # the upper face whose detail the new lower face 
 CHEEKS = (0.3, 0.95, 0.12, 0.5)  # the cheeks under the eyes: |u| and v ranges (eye distances, eye-to-mouth distances)
 CHIN_DEPTH = 0.7  # the chin lies about this far below the mouth (eye-to-mouth distances)
 HAIR_HEIGHT = 0.4  # a face's hair reaches this share of its box's height above the box
+BARE_FACE_FADE = 0.15  # beside a face without a mask the blend fades in over this share of its box side
 MAX_HIDDEN_SHARE = 0.3  # a lower face more covered than this by a nearer face's box is left as it is
 
 
@@ -91,6 +94,15 @@ def neutral_donors(donors: Sequence[Donor]) -> list[Donor]:
     ]
     genders = {d.gender for d in neutral}
     return neutral + [d for d in donors if d.gender not in genders]
+
+
+def at_photo_edges(prepared: PreparedFace, photo_shape: tuple[int, int]) -> tuple[bool, bool, bool, bool]:
+    """Which sides of a work crop (left, top, right, bottom) are the photo's own edges (the crop is cut off there)."""
+    sx, sy = prepared.matrix[0, 0], prepared.matrix[1, 1]
+    x1, y1 = -prepared.matrix[0, 2] / sx, -prepared.matrix[1, 2] / sy
+    height, width = prepared.crop.shape[:2]
+    x2, y2 = x1 + width / sx, y1 + height / sy
+    return x1 < 0.5, y1 < 0.5, x2 > photo_shape[1] - 0.5, y2 > photo_shape[0] - 0.5
 
 
 def unchanged(crop_shape: tuple[int, int], matrix: np.ndarray) -> ModeOutput:
@@ -135,13 +147,21 @@ class UnmaskChanger:
         ]
 
     def spare_bare_faces(self, mask: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-        """The mask with every face without a mask (its box, in crop pixels via `matrix`) set to 0."""
+        """The mask set to 0 over every face without a mask (its box, in crop pixels via `matrix`) and faded in
+        beside it over `BARE_FACE_FADE` of that box: a blend cut off at the box left a hard straight edge by the face."""
         mask = mask.copy()
+        scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
         for x1, y1, x2, y2 in self.bare_boxes:
             x1, y1, x2, y2 = x1 - 1, y1 - 1, x2 + 1, y2 + 1  # a pixel more for interpolation
             corners = transform_points([[x1, y1], [x2, y1], [x1, y2], [x2, y2]], matrix)  # the crop may be rotated
             (cx1, cy1), (cx2, cy2) = np.floor(corners.min(axis=0)).astype(int), np.ceil(corners.max(axis=0)).astype(int)
-            mask[max(0, cy1) : max(0, cy2), max(0, cx1) : max(0, cx2)] = 0.0
+            outside = np.ones(mask.shape, np.uint8)
+            outside[max(0, cy1) : max(0, cy2), max(0, cx1) : max(0, cx2)] = 0
+            if outside.all():
+                continue
+            fade = max(1.0, BARE_FACE_FADE * min(x2 - x1, y2 - y1) * scale)
+            distance = cv2.distanceTransform(outside, cv2.DIST_L2, 3)  # 0 inside the box
+            mask *= np.clip(distance / fade, 0.0, 1.0)
         return mask
 
     def hidden_behind_another_face(self, face: Face) -> bool:
@@ -162,6 +182,15 @@ class UnmaskChanger:
                 return True
         return False
 
+    def chin_outside_photo(self, face: Face) -> bool:
+        """Whether the face's chin lies outside the photo: most of its mask is cut off by the photo's edge, so only the
+        strip under the eyes would change while the mask below it stays."""
+        points = np.asarray(face.landmarks, dtype=np.float64)
+        mouth = points[3:].mean(axis=0)
+        chin = mouth + CHIN_DEPTH * (mouth - points[:2].mean(axis=0))
+        height, width = self.image.shape[:2]
+        return not (0 <= chin[0] <= width - 1 and 0 <= chin[1] <= height - 1)
+
     def leave(self, face: Face, covering: Covering, reason: str) -> ModeOutput:
         self.reports.append(FaceReport(number=face.number, mode="none", reason=reason))
         return unchanged(covering.pixels.shape, covering.matrix)
@@ -176,6 +205,8 @@ class UnmaskChanger:
             return self.leave(face, covering, reason)
         if self.hidden_behind_another_face(face):
             return self.leave(face, covering, "its lower face is behind another face")
+        if self.chin_outside_photo(face):
+            return self.leave(face, covering, "its lower face is outside the photo")
         prepared = prepare_face(self.image, face, self.resources.predictor)
         five = transform_points(face.landmarks, prepared.matrix)
         if abs(face_features(prepared.points).yaw) > MAX_YAW or eye_ratio(five) < MIN_EYE_RATIO:
@@ -210,7 +241,7 @@ class UnmaskChanger:
         how = f"mask probability {covering.probability:.2f}"
         log.info("face %d unmasked with %s", face.number, candidate.donor.id)
         reference = visible if visible.sum() >= 0.5 * band.sum() else band
-        mask = unmask_blend_mask(covered, five, face_px)
+        mask = unmask_blend_mask(covered, five, face_px, at_photo_edges(prepared, self.image.shape[:2]))
         rendered, how = self.harmonised(crop, rendered, mask, five, how)
         masked = grown_covering(covered, five, face_px)
         return self.finish_in_photo(face, prepared, rendered, mask, masked, reference, how, donor_label(candidate))

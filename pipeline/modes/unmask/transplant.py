@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 
 from pipeline.align import transform_points
-from pipeline.face.colour import transfer_colour
+from pipeline.face.colour import from_lab, to_lab, transfer_colour
 from pipeline.face.landmarks import BROWS, JAW, LEFT_EYE, RIGHT_EYE, face_outline, feature_mask, fill_polygon, five_from_68
-from pipeline.face.covering import face_frame
+from pipeline.face.covering import face_frame, skin_distance
 
 VISIBLE = BROWS + LEFT_EYE + RIGHT_EYE  # the 68-point landmarks a face mask never hides
 FIVE_WEIGHTS = np.array([1.0, 1.0, 3.0, 3.0, 3.0])  # the detector's nose and mouth are the only hint below the mask
@@ -22,6 +22,8 @@ RIM_DILATE = 0.04  # ... and by this below it
 GENEROUS_DEPTH = 1.1  # (eye-to-mouth distances below the eyes)
 FEATHER = 0.05  # ... and softened over this fraction
 JAW_INSET = 0.02  # the donor's pixels stop this far inside the estimated jaw (never its background); beyond it, inpainting
+CHEEK_SMOOTH_FROM = (0.45, 0.65)  # the donor's cheeks are smoothed outwards of these |u| (eye distances), fading in ...
+CHEEK_LINE_SCALES = (0.012, 0.06)  # ... at the scales between these Gaussian sigmas (fractions of the face size)
 CHEEK_SPREAD = 0.08  # the donor's skin is carried outwards by a normalised blur of this sigma (fraction of the face size)
 INPAINT_RADIUS = 0.05  # OpenCV inpainting radius, as a fraction of the face size
 MAX_EYE_DISAGREEMENT = 0.2  # dlib's eyes further than this from the detector's (eye-to-mouth distances) are not trusted
@@ -29,6 +31,10 @@ BELOW_EYES = (-0.05, 0.01)  # the blend fades in between these depths (eye-to-mo
 EYE_GUARD = (0.3, 0.1)  # ... and never over the eyes: ellipses of these half-axes (eye distances) around the detector's eyes
 MAX_STRETCH = 1.12  # the donor is stretched at most this much more in one direction than the other
 HEAD_WIDTH = 1.05  # the donor's cheek-to-cheek width is at most this share of the target's (dlib's jaw points 1 and 15)
+NECK_JAW_POINTS = (6, 10)  # the donor's neck runs down from its jaw between these points (dlib's jaw, 0..16) ...
+NECK_DEPTH = 0.6  # ... fading out to this far below the chin (eye-to-mouth distances), where its pixels there are skin
+NECK_SHADOW = 15.0  # ... where its shadow under the chin is at most this much darker (LAB L) than its face
+DONOR_SKIN = 0.7  # a donor pixel is skin below this distance from the donor's face skin (`covering.skin_distance`)
 MEMBRANE_WIDTH = 48  # the colour membrane is solved with the face this many pixels wide (eye-to-mouth distance)
 MEMBRANE_STEPS = 400  # Jacobi iterations at that size
 MEMBRANE_REACH = 15.0  # the membrane corrects the colour by at most this much (RGB): it joins, the colour transfer colours
@@ -117,18 +123,35 @@ def render_lower_face(
     warped = cv2.warpAffine(donor_image, affine, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     face_region = fill_polygon((height, width), face_outline(estimated))
     donor_skin = face_region * (1 - feature_mask((height, width), estimated, grow_px=0.03 * face_px))
-    coloured = transfer_colour(warped, crop, donor_skin, visible_skin * face_region, face_px)
+    coloured = smoothed_cheeks(transfer_colour(warped, crop, donor_skin, visible_skin * face_region, face_px), five, face_px)
     hole = cv2.dilate(grown_covering(covered, five, face_px).astype(np.uint8), disc(FEATHER * face_px))  # as far as the blend reaches
     filled = cv2.inpaint(crop, hole, max(2.0, INPAINT_RADIUS * face_px), cv2.INPAINT_TELEA)
     jaw = donor_face_region((height, width), estimated, face_px)[..., None]
+    neck = donor_neck_region(coloured, estimated, donor_skin_pixels(coloured, donor_skin), face_px)[..., None]
+    coloured = with_lighter_shadow(coloured, donor_skin, neck[..., 0])
     # Where the person's own face (dlib's jaw line, which follows a mask's outline) is wider than the donor's, its
     # cheeks are the donor's skin carried outwards, not the background inpainted in.
     cheeks = own_face_region((height, width), points, five, face_px)[..., None]
     sigma = max(1.0, CHEEK_SPREAD * face_px)
     spread = cv2.GaussianBlur(coloured.astype(np.float32) * jaw, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(jaw, (0, 0), sigma)[..., None], 1e-3)
     outside = spread * cheeks + filled * (1 - cheeks)
-    new_pixels = coloured * jaw + outside * (1 - jaw)
+    donor_pixels = np.maximum(jaw, neck)
+    new_pixels = coloured * donor_pixels + outside * (1 - donor_pixels)
     return np.clip(np.round(new_pixels), 0, 255).astype(np.uint8), estimated
+
+
+def smoothed_cheeks(donor: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
+    """The donor with the mid-scale lines of its outer cheeks taken out (their fine grain and broad shading kept).
+
+    The pool's composite people carry the seams where their parts were joined as
+    dark lines down the outer cheeks, and sunken cheeks read as lines too: on a
+    young face they looked drawn on. Real outer cheeks are smooth at that scale.
+    """
+    u = np.abs(face_frame(donor.shape[:2], five).u)
+    weight = np.clip((u - CHEEK_SMOOTH_FROM[0]) / (CHEEK_SMOOTH_FROM[1] - CHEEK_SMOOTH_FROM[0]), 0.0, 1.0)[..., None]
+    image = donor.astype(np.float32)
+    fine, broad = (cv2.GaussianBlur(image, (0, 0), max(0.5, sigma * face_px)) for sigma in CHEEK_LINE_SCALES)
+    return np.clip(np.round(image - weight * (fine - broad)), 0, 255).astype(np.uint8)
 
 
 def own_face_region(shape: tuple[int, int], points: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
@@ -143,6 +166,39 @@ def donor_face_region(shape: tuple[int, int], estimated: np.ndarray, face_px: fl
     """Soft h×w mask of the donor's own face (jaw line up to the brows), slightly inset, so none of its background shows."""
     jaw = cv2.erode(fill_polygon(shape, np.concatenate([estimated[JAW], estimated[VISIBLE]])), disc(JAW_INSET * face_px))
     return cv2.GaussianBlur(jaw, (0, 0), max(1.0, FEATHER * face_px / 2))
+
+
+def donor_neck_region(donor: np.ndarray, estimated: np.ndarray, skin: np.ndarray, face_px: float) -> np.ndarray:
+    """Soft h×w mask of the donor's neck under its chin, where the warped donor shows skin (`skin`, bool; not its
+    collar or hair), fading out with depth: under a mask's lower edge the jaw runs on into a neck with the chin's
+    shadow, never into a smear, and the neck gives way to the photo's own collar below it."""
+    shape = donor.shape[:2]
+    eyes = (estimated[LEFT_EYE].mean(axis=0) + estimated[RIGHT_EYE].mean(axis=0)) / 2
+    down = (estimated[48] + estimated[54]) / 2 - eyes  # eyes to mouth
+    first, last = NECK_JAW_POINTS
+    left, right = estimated[JAW[first]], estimated[JAW[last]]
+    below = fill_polygon(shape, np.concatenate([estimated[JAW[first] : JAW[last] + 1], [right + NECK_DEPTH * down, left + NECK_DEPTH * down]]))
+    neck = cv2.morphologyEx((below * skin).astype(np.uint8), cv2.MORPH_OPEN, disc(JAW_INSET * face_px)).astype(np.float32)
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]]
+    length = max(float(np.hypot(*down)), 1e-3)
+    depth = ((xs - estimated[JAW[8], 0]) * down[0] + (ys - estimated[JAW[8], 1]) * down[1]) / length**2  # below the chin
+    fade = np.clip(1.0 - depth / NECK_DEPTH, 0.0, 1.0).astype(np.float32)
+    return cv2.GaussianBlur(neck, (0, 0), max(1.0, FEATHER * face_px / 2)) * fade
+
+
+def with_lighter_shadow(donor: np.ndarray, donor_skin: np.ndarray, neck: np.ndarray) -> np.ndarray:
+    """The donor with the shadow under its chin (`neck`, soft h×w) at most `NECK_SHADOW` LAB L darker than its face's
+    skin: a studio's deep shadow there read as a dark beard on small faces in flat light."""
+    lab = to_lab(donor)
+    floor = float(np.median(lab[..., 0][donor_skin > 0.5])) - NECK_SHADOW if (donor_skin > 0.5).any() else 0.0
+    lifted = np.maximum(lab[..., 0], floor)
+    lab[..., 0] = lab[..., 0] + neck * (lifted - lab[..., 0])
+    return from_lab(lab)
+
+
+def donor_skin_pixels(donor: np.ndarray, donor_skin: np.ndarray) -> np.ndarray:
+    """Bool h×w: where the donor shows skin like its face's (in light or shade), not hair, collar or background."""
+    return skin_distance(to_lab(donor), donor_skin > 0.5, light_and_shade=True) < DONOR_SKIN
 
 
 def disc(radius: float) -> np.ndarray:
@@ -170,11 +226,14 @@ def grown_covering(covered: np.ndarray, five: np.ndarray, face_px: float) -> np.
     return np.where(upper, wide, narrow)
 
 
-def unmask_blend_mask(covered: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
+def unmask_blend_mask(covered: np.ndarray, five: np.ndarray, face_px: float, photo_edges: tuple[bool, bool, bool, bool] = (False,) * 4) -> np.ndarray:
     """Where the new pixels go: the covering, grown (`grown_covering`) and feathered, below the eyes and off them.
 
     The covering is grown before it is feathered, so its top edge and rims are
-    fully under the new pixels, up to the lower lids.
+    fully under the new pixels, up to the lower lids. The mask keeps off the
+    crop's sides (a paste never ends in a hard edge), except those that are the
+    photo's own edges (`photo_edges`: left, top, right, bottom), where nothing
+    lies beyond and the mask must reach them, or a strip of it stays.
     """
     shape = covered.shape
     depth = face_frame(shape, five).v
@@ -183,7 +242,8 @@ def unmask_blend_mask(covered: np.ndarray, five: np.ndarray, face_px: float) -> 
     mask = feathered * below_eyes * (1 - eye_guard(shape, five))
     border = np.zeros(shape, np.float32)
     edge = max(2, int(round(DILATE * face_px)))
-    border[edge:-edge, edge:-edge] = 1.0
+    left, top, right, bottom = (0 if at_photo_edge else edge for at_photo_edge in photo_edges)
+    border[top : shape[0] - bottom, left : shape[1] - right] = 1.0
     return np.minimum(mask, border).clip(0, 1).astype(np.float32)
 
 
