@@ -299,6 +299,26 @@ def test_no_pasted_face_is_larger_than_the_head():
     assert height(estimated) <= 1.2 * height(head), f"chin {height(estimated) / height(head):.2f} times as low as the head's"
 
 
+def test_the_new_lower_face_is_no_wider_than_the_head_at_the_eyes():
+    # Kaggle 264 #4, a girl leaning forward: at her eyes her face spans x 21-87 of the photo, her hair and a pink
+    # shirt beside it. Her mask's rims were grown outwards by a tenth of the face on every side, and a frontal donor
+    # centred on her eyes stood out past her turned cheek: the new lower face was painted over her hair and shirt.
+    # Measured at her cheeks (y 78-99): the changed width was 82 px (1.23 times her face's), and 63% and 42% of the
+    # pixels 2-9 px beside her face changed; now 71 px (the mask itself sticks out), 16% and 2%.
+    image = photo_rgb("kagglemask_maksssksksss264.jpg")
+    faces, _ = find_faces(image, cached_models())
+    result, reports = change_faces_reported(image, faces, set(), "unmask", cached_models())
+    face = min(faces, key=lambda f: np.hypot(*(np.asarray(f.landmarks[0]) - (45, 69))))  # her left eye
+    assert next(r for r in reports if r.number == face.number).mode == "unmask"
+    left, right = 21, 87  # her face's edges at the eyes
+    changed = np.abs(image.astype(int) - result.astype(int)).max(axis=2) > 12
+    cheeks = changed[78:100, : right + 25]  # from the photo's left edge; no other face is this near
+    widths = [np.ptp(np.flatnonzero(row)) + 1 for row in cheeks if row.any()]
+    assert np.median(widths) <= 1.12 * (right - left), f"new lower face {np.median(widths)} px wide"
+    beside = (cheeks[:, left - 9 : left - 1].mean(), cheeks[:, right + 2 : right + 10].mean())
+    assert max(beside) <= 0.25, np.round(beside, 2)
+
+
 def test_a_masked_face_behind_a_nearer_person_is_not_painted_over_their_hair():
     # Two masked faces behind the bare man in front (face 10) once got lower faces pasted over his hair, cut off
     # by his box: a hard edge through his head. They are left now, and his hair stays as it was.

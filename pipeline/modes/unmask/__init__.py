@@ -15,7 +15,8 @@ Per face not kept:
    detector's five points (`transplant.fit_donor_shape`), then kept to a face's
    proportions and no wider than the person's head (`transplant.limit_to_head`);
    the donor is warped by that same transform, so its nose, mouth and chin land
-   on the estimate;
+   on the estimate, each half of it narrowed to the face's sides at the
+   cheekbones (`transplant.face_sides`, `transplant.within_sides`);
 5. give it the target's colour and light from the target's visible skin
    (between the eyes, the forehead, the cheeks under the eyes; `face.colour`);
    where the person's jaw line is wider than the donor's, the donor's skin is
@@ -25,7 +26,7 @@ Per face not kept:
    (`PublishedSwap.harmonise`), so the new lower face follows the person's
    upper face;
 6. blend where the covering is, its notches filled and grown over its top edge
-   and rims, off the eyes (`transplant.unmask_blend_mask`). The transplant ends
+   and rims within the face's sides, off the eyes (`transplant.unmask_blend_mask`). The transplant ends
    at the photo's own pixels: blurred or sharpened to the face's own detail, the
    photo's grain added, and joined to the person's skin, neck and background by
    a membrane (gradient-domain blending, `transplant.membrane_join`), then
@@ -63,7 +64,7 @@ from pipeline.face.donors import Donor, Target, donor_label, load_donor, median_
 from pipeline.face.landmarks import eye_band, eye_ratio, face_features, five_from_68
 from pipeline.modes.unmask.inpaint import UnmaskNetworks, holes_from_probabilities, inpaint_face, predict_masks
 from pipeline.modes.unmask.transplant import (
-    filled_covering, grown_covering, membrane_join, render_lower_face, unmask_blend_mask,
+    face_sides, filled_covering, grown_covering, membrane_join, render_lower_face, unmask_blend_mask,
 )
 from pipeline.paste import blend
 from pipeline.regions import face_scale
@@ -241,9 +242,10 @@ class UnmaskChanger:
         how = f"mask probability {covering.probability:.2f}"
         log.info("face %d unmasked with %s", face.number, candidate.donor.id)
         reference = visible if visible.sum() >= 0.5 * band.sum() else band
-        mask = unmask_blend_mask(covered, five, face_px, at_photo_edges(prepared, self.image.shape[:2]))
+        sides = face_sides(points, five)
+        mask = unmask_blend_mask(covered, five, face_px, sides, at_photo_edges(prepared, self.image.shape[:2]))
         rendered, how = self.harmonised(crop, rendered, mask, five, how)
-        masked = grown_covering(covered, five, face_px)
+        masked = grown_covering(covered, five, face_px, sides)
         return self.finish_in_photo(face, prepared, rendered, mask, masked, reference, how, donor_label(candidate))
 
     def finish_in_photo(self, face: Face, prepared: PreparedFace, rendered: np.ndarray, mask: np.ndarray,
@@ -284,17 +286,18 @@ class UnmaskChanger:
         found = covering_in_crop(covering, photo_to_sample, side)
         segmented = holes_from_probabilities(predict_masks(networks, sample[None]))[0]
         covered = filled_covering(np.maximum(found, segmented))  # what either the colour test or the segmenter sees as mask
-        hole = unmask_blend_mask(covered, five, face_px) > 0  # every pixel the blend will show is painted
+        sides = face_sides(points, five)
+        hole = unmask_blend_mask(covered, five, face_px, sides) > 0  # every pixel the blend will show is painted
         painted, _ = inpaint_face(networks, sample, hole.astype(np.float32))
         band = eye_band(side, points)
         how = f"mask probability {covering.probability:.2f}; painted by the trained networks ({networks.step} steps)"
         scale = prepared.scale * sample_scale  # sample pixels per photo pixel
-        return self.finish(face, sample, painted, covered, five, face_px, band, photo_to_sample, scale, how, None)
+        return self.finish(face, sample, painted, covered, five, face_px, sides, band, photo_to_sample, scale, how, None)
 
     def finish(self, face: Face, crop: np.ndarray, rendered: np.ndarray, covered: np.ndarray, five: np.ndarray, face_px: float,
-               sharpness_reference: np.ndarray, matrix: np.ndarray, scale: float, how: str, donor: str | None) -> ModeOutput:
+               sides: tuple[float, float], sharpness_reference: np.ndarray, matrix: np.ndarray, scale: float, how: str, donor: str | None) -> ModeOutput:
         """Path (a): harmonise with the person's own identity when SimSwap is there, match the photo's grain, blend softly."""
-        mask = self.spare_bare_faces(unmask_blend_mask(covered, five, face_px), matrix)
+        mask = self.spare_bare_faces(unmask_blend_mask(covered, five, face_px, sides), matrix)
         rendered, how = self.harmonised(crop, rendered, mask, five, how)
         rendered = match_sharpness(rendered, crop, sharpness_reference, scale, seed=face.number)
         self.reports.append(FaceReport(face.number, "unmask", donor=donor, reason=how))

@@ -31,6 +31,8 @@ BELOW_EYES = (-0.05, 0.01)  # the blend fades in between these depths (eye-to-mo
 EYE_GUARD = (0.3, 0.1)  # ... and never over the eyes: ellipses of these half-axes (eye distances) around the detector's eyes
 MAX_STRETCH = 1.12  # the donor is stretched at most this much more in one direction than the other
 HEAD_WIDTH = 1.05  # the donor's cheek-to-cheek width is at most this share of the target's (dlib's jaw points 1 and 15)
+MAX_FACE_WIDTH = 2.45  # a face is at most this many eye distances wide at the cheekbones (the test photos' bare faces: 2.1-2.5)
+SIDE_MARGIN = 0.05  # the new face and the covering's wide growth end this far (eye distances) beyond the face's sides
 NECK_JAW_POINTS = (6, 10)  # the donor's neck runs down from its jaw between these points (dlib's jaw, 0..16) ...
 NECK_DEPTH = 0.6  # ... fading out to this far below the chin (eye-to-mouth distances), where its pixels there are skin
 NECK_SHADOW = 15.0  # ... where its shadow under the chin is at most this much darker (LAB L) than its face
@@ -118,26 +120,90 @@ def render_lower_face(
     """
     affine, _ = fit_donor_shape(donor_points, points, five)
     affine = limit_to_head(affine, donor_points, points, five)
-    estimated = transform_points(donor_points, affine)
     height, width = crop.shape[:2]
-    warped = cv2.warpAffine(donor_image, affine, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    sides = face_sides(points, five)
+    warped, estimated = within_sides(donor_image, donor_points, affine, five, sides, (height, width))
     face_region = fill_polygon((height, width), face_outline(estimated))
     donor_skin = face_region * (1 - feature_mask((height, width), estimated, grow_px=0.03 * face_px))
     coloured = smoothed_cheeks(transfer_colour(warped, crop, donor_skin, visible_skin * face_region, face_px), five, face_px)
-    hole = cv2.dilate(grown_covering(covered, five, face_px).astype(np.uint8), disc(FEATHER * face_px))  # as far as the blend reaches
+    hole = cv2.dilate(grown_covering(covered, five, face_px, sides).astype(np.uint8), disc(FEATHER * face_px))  # as far as the blend reaches
     filled = cv2.inpaint(crop, hole, max(2.0, INPAINT_RADIUS * face_px), cv2.INPAINT_TELEA)
     jaw = donor_face_region((height, width), estimated, face_px)[..., None]
     neck = donor_neck_region(coloured, estimated, donor_skin_pixels(coloured, donor_skin), face_px)[..., None]
     coloured = with_lighter_shadow(coloured, donor_skin, neck[..., 0])
-    # Where the person's own face (dlib's jaw line, which follows a mask's outline) is wider than the donor's, its
-    # cheeks are the donor's skin carried outwards, not the background inpainted in.
-    cheeks = own_face_region((height, width), points, five, face_px)[..., None]
+    # Where the person's own face (dlib's jaw line, which follows a mask's outline, up to the face's sides) is wider
+    # than the donor's, its cheeks are the donor's skin carried outwards, not the background inpainted in.
+    cheeks = (own_face_region((height, width), points, five, face_px) * between_sides((height, width), five, sides, face_px))[..., None]
     sigma = max(1.0, CHEEK_SPREAD * face_px)
     spread = cv2.GaussianBlur(coloured.astype(np.float32) * jaw, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(jaw, (0, 0), sigma)[..., None], 1e-3)
     outside = spread * cheeks + filled * (1 - cheeks)
     donor_pixels = np.maximum(jaw, neck)
     new_pixels = coloured * donor_pixels + outside * (1 - donor_pixels)
     return np.clip(np.round(new_pixels), 0, 255).astype(np.uint8), estimated
+
+
+def face_sides(points: np.ndarray, five: np.ndarray) -> tuple[float, float]:
+    """The person's face edges at the cheekbones, as `face_frame` u (eye distances across the face, lower first).
+
+    dlib's jaw points 1 and 15, which a wide mask's outline pulls outwards, so
+    together at most `MAX_FACE_WIDTH` wide (both moved in alike). The head above
+    the mask is never wider, and neither is the new lower face. Where dlib lost
+    the face they are unknown (infinite): a guess centred on the eyes cut a
+    turned face's far rim off the blend, and the mask's rim stayed.
+    """
+    if eye_disagreement(points, five) > MAX_EYE_DISAGREEMENT:
+        return -np.inf, np.inf
+    left, right = sorted(across_face(np.asarray(points)[[1, 15]], five))
+    half = min(right - left, MAX_FACE_WIDTH) / 2
+    return (left + right) / 2 - half, (left + right) / 2 + half
+
+
+def across_face(points: np.ndarray, five: np.ndarray) -> np.ndarray:
+    """The `face_frame` u of each point (n×2 crop pixels): eye distances across the face from the eyes' mid-point."""
+    origin, gradient = across_axis(five)
+    return origin + np.asarray(points, dtype=np.float64) @ gradient
+
+
+def across_axis(five: np.ndarray) -> tuple[float, np.ndarray]:
+    """`face_frame`'s u as an affine function of crop pixels (x, y): u = origin + (x, y) · gradient."""
+    u = face_frame((2, 2), five).u
+    return float(u[0, 0]), np.array([u[0, 1] - u[0, 0], u[1, 0] - u[0, 0]])
+
+
+def within_sides(donor_image: np.ndarray, donor_points: np.ndarray, affine: np.ndarray, five: np.ndarray,
+                 sides: tuple[float, float], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The donor warped by `affine`, each half of its face narrowed towards the eyes' mid-line until its cheekbones
+    (jaw points 1 and 15) lie within the person's `sides`: a frontal donor on a turned head, or a wide one, had its
+    cheek painted over the hair and shirt beside the face.
+
+    Returns:
+        (h×w×3 the warped donor, its 68 landmarks in the crop)
+    """
+    placed = transform_points(donor_points, affine)
+    u_left, u_right = sorted(across_face(placed[[1, 15]], five))
+    factors = (min(1.0, sides[0] / u_left) if u_left < 0 else 1.0, min(1.0, sides[1] / u_right) if u_right > 0 else 1.0)
+    if factors == (1.0, 1.0):
+        return cv2.warpAffine(donor_image, affine, shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), placed
+    _, gradient = across_axis(five)
+    step = gradient / (gradient @ gradient)  # crop pixels across the face per unit of u
+    u = face_frame(shape, five).u
+    shift = u / np.where(u < 0, factors[0], factors[1]) - u  # how far across each pixel's donor pixel lies
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    xs, ys = xs + shift * step[0], ys + shift * step[1]
+    inverse = cv2.invertAffineTransform(affine)
+    map_x = (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]).astype(np.float32)
+    map_y = (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]).astype(np.float32)
+    warped = cv2.remap(donor_image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    u_points = across_face(placed, five)
+    moved = placed + ((np.where(u_points < 0, factors[0], factors[1]) - 1) * u_points)[:, None] * step
+    return warped, moved
+
+
+def between_sides(shape: tuple[int, int], five: np.ndarray, sides: tuple[float, float], face_px: float) -> np.ndarray:
+    """Soft h×w mask of the crop between the face's sides (`face_sides`), with `SIDE_MARGIN` beyond them."""
+    frame = face_frame(shape, five)
+    inside = ((frame.u > sides[0] - SIDE_MARGIN) & (frame.u < sides[1] + SIDE_MARGIN)).astype(np.float32)
+    return cv2.GaussianBlur(inside, (0, 0), max(1.0, FEATHER * face_px / 2))
 
 
 def smoothed_cheeks(donor: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
@@ -216,17 +282,19 @@ def filled_covering(covered: np.ndarray) -> np.ndarray:
     return np.maximum(covered, fill_polygon(covered.shape, points.reshape(-1, 2)))
 
 
-def grown_covering(covered: np.ndarray, five: np.ndarray, face_px: float) -> np.ndarray:
-    """The covering grown over its rims: by `DILATE` down to the mouth (its top edge and the cheek rims, which the
-    colour test half misses), by `RIM_DILATE` below it (so the neck and collar are not smeared), h×w float32 0/1."""
+def grown_covering(covered: np.ndarray, five: np.ndarray, face_px: float, sides: tuple[float, float]) -> np.ndarray:
+    """The covering grown over its rims: by `DILATE` down to the mouth and within the face's sides (`face_sides`:
+    its top edge and the cheek rims, which the colour test half misses), by `RIM_DILATE` below it and beside the
+    face (so the neck, collar, hair and background are not smeared), h×w float32 0/1."""
     covered = (covered > 0.2).astype(np.float32)
-    upper = face_frame(covered.shape, five).v < GENEROUS_DEPTH
+    frame = face_frame(covered.shape, five)
+    upper = (frame.v < GENEROUS_DEPTH) & (frame.u > sides[0] - SIDE_MARGIN) & (frame.u < sides[1] + SIDE_MARGIN)
     wide = cv2.dilate(covered, disc(DILATE * face_px))
     narrow = cv2.dilate(covered, disc(RIM_DILATE * face_px))
     return np.where(upper, wide, narrow)
 
 
-def unmask_blend_mask(covered: np.ndarray, five: np.ndarray, face_px: float, photo_edges: tuple[bool, bool, bool, bool] = (False,) * 4) -> np.ndarray:
+def unmask_blend_mask(covered: np.ndarray, five: np.ndarray, face_px: float, sides: tuple[float, float], photo_edges: tuple[bool, bool, bool, bool] = (False,) * 4) -> np.ndarray:
     """Where the new pixels go: the covering, grown (`grown_covering`) and feathered, below the eyes and off them.
 
     The covering is grown before it is feathered, so its top edge and rims are
@@ -238,7 +306,7 @@ def unmask_blend_mask(covered: np.ndarray, five: np.ndarray, face_px: float, pho
     shape = covered.shape
     depth = face_frame(shape, five).v
     below_eyes = np.clip((depth - BELOW_EYES[0]) / (BELOW_EYES[1] - BELOW_EYES[0]), 0.0, 1.0).astype(np.float32)
-    feathered = cv2.GaussianBlur(grown_covering(covered, five, face_px), (0, 0), max(1.0, FEATHER * face_px))
+    feathered = cv2.GaussianBlur(grown_covering(covered, five, face_px, sides), (0, 0), max(1.0, FEATHER * face_px))
     mask = feathered * below_eyes * (1 - eye_guard(shape, five))
     border = np.zeros(shape, np.float32)
     edge = max(2, int(round(DILATE * face_px)))
