@@ -238,11 +238,7 @@ def facial_hair(lab: np.ndarray, points: np.ndarray, skin_lab: tuple[float, floa
     """
     points = np.asarray(points, dtype=np.float64)
     upper_lip = fill_polygon(lab.shape[:2], np.concatenate([points[31:36], points[48:55][::-1]]))
-    values = lab[..., 0][upper_lip > 0.5]
-    if values.size == 0:
-        return 0.0
-    darker = skin_lab[0] - float(np.median(values))
-    return float(np.clip((darker - FACIAL_HAIR_DARKENING[0]) / (FACIAL_HAIR_DARKENING[1] - FACIAL_HAIR_DARKENING[0]), 0.0, 1.0))
+    return darkness_share(lab, upper_lip, skin_lab, FACIAL_HAIR_DARKENING)
 
 
 def beard(lab: np.ndarray, points: np.ndarray, skin_lab: tuple[float, float, float]) -> float:
@@ -250,11 +246,19 @@ def beard(lab: np.ndarray, points: np.ndarray, skin_lab: tuple[float, float, flo
     points = np.asarray(points, dtype=np.float64)
     chin = points[[6, 7, 8, 9, 10, 56, 57, 58]]
     centre = chin.mean(axis=0)
-    values = lab[..., 0][fill_polygon(lab.shape[:2], centre + CHIN_CENTRE * (chin - centre)) > 0.5]
+    return darkness_share(lab, fill_polygon(lab.shape[:2], centre + CHIN_CENTRE * (chin - centre)), skin_lab, BEARD_DARKENING)
+
+
+def darkness_share(
+    lab: np.ndarray, region: np.ndarray, skin_lab: tuple[float, float, float], darkening: tuple[float, float]
+) -> float:
+    """0 .. 1: how far the median lightness of `region` (h×w weights) lies below the skin's, from `darkening[0]` LAB L
+    units (0) to `darkening[1]` (1); 0 for an empty region."""
+    values = lab[..., 0][region > 0.5]
     if values.size == 0:
         return 0.0
     darker = skin_lab[0] - float(np.median(values))
-    return float(np.clip((darker - BEARD_DARKENING[0]) / (BEARD_DARKENING[1] - BEARD_DARKENING[0]), 0.0, 1.0))
+    return float(np.clip((darker - darkening[0]) / (darkening[1] - darkening[0]), 0.0, 1.0))
 
 
 def donor_beards(pool: DonorPool) -> dict[str, float]:
