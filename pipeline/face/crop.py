@@ -33,6 +33,12 @@ class PreparedFace:
     points: np.ndarray  # 68×2 in crop pixels
     size_px: float  # face box side in crop pixels
 
+    def photo_box(self) -> tuple[float, float, float, float]:
+        """The crop's box in photo pixels (x, y, width, height): the crop is axis-aligned and only scaled."""
+        sx, sy = self.matrix[0, 0], self.matrix[1, 1]
+        height, width = self.crop.shape[:2]
+        return -self.matrix[0, 2] / sx, -self.matrix[1, 2] / sy, width / sx, height / sy
+
 
 def prepare_face(image: np.ndarray, face: Face, predictor) -> PreparedFace:
     """Cut the face out at a scale where landmarks and warps work, and fit 68 landmarks."""

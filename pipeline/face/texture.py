@@ -24,12 +24,11 @@ def photo_region(image: np.ndarray, prepared: PreparedFace) -> tuple[np.ndarray,
     """The photo's own pixels under a work crop, and the photo -> that region's matrix.
 
     The work crop is axis-aligned and only scaled (`crop.prepare_face`), so the
-    region is a box of the photo.
+    region is a box of the photo (`PreparedFace.photo_box`).
     """
-    sx, sy = prepared.matrix[0, 0], prepared.matrix[1, 1]
-    x1, y1 = int(round(-prepared.matrix[0, 2] / sx)), int(round(-prepared.matrix[1, 2] / sy))
-    height, width = prepared.crop.shape[:2]
-    base = image[y1 : y1 + int(round(height / sy)), x1 : x1 + int(round(width / sx))]
+    x, y, width, height = prepared.photo_box()
+    x1, y1 = int(round(x)), int(round(y))
+    base = image[y1 : y1 + int(round(height)), x1 : x1 + int(round(width))]
     return base, np.array([[1.0, 0.0, -x1], [0.0, 1.0, -y1]])
 
 

@@ -99,11 +99,8 @@ def neutral_donors(donors: Sequence[Donor]) -> list[Donor]:
 
 def at_photo_edges(prepared: PreparedFace, photo_shape: tuple[int, int]) -> tuple[bool, bool, bool, bool]:
     """Which sides of a work crop (left, top, right, bottom) are the photo's own edges (the crop is cut off there)."""
-    sx, sy = prepared.matrix[0, 0], prepared.matrix[1, 1]
-    x1, y1 = -prepared.matrix[0, 2] / sx, -prepared.matrix[1, 2] / sy
-    height, width = prepared.crop.shape[:2]
-    x2, y2 = x1 + width / sx, y1 + height / sy
-    return x1 < 0.5, y1 < 0.5, x2 > photo_shape[1] - 0.5, y2 > photo_shape[0] - 0.5
+    x1, y1, width, height = prepared.photo_box()
+    return x1 < 0.5, y1 < 0.5, x1 + width > photo_shape[1] - 0.5, y1 + height > photo_shape[0] - 0.5
 
 
 def unchanged(crop_shape: tuple[int, int], matrix: np.ndarray) -> ModeOutput:
