@@ -10,7 +10,8 @@ changes, measured at full size on the result, in the face's own coordinates
   (both without their darkest quarter and brightest tenth: eyes, brows, nostrils,
   lips, highlights, hair), never the face mask a masked face keeps;
 - seam: the mean ΔE step across the changed region's edge (the blend mask at
-  one half), between the mean colour just inside and just outside each edge pixel;
+  one half), between the mean colour just inside and just outside each edge pixel,
+  less the edge beside a face mask the person keeps (that step is the mask's own);
 - sharpness: mean |Laplacian| of the changed region over that of the rest of the face (its mask left out);
 - landmarks: dlib's 68 points fitted on the result, their RMS distance (in eye
   distances, after a similarity fit) from the mean shape of the real faces.
@@ -139,6 +140,8 @@ def measure(face: FaceView, region: np.ndarray, covered: np.ndarray | None = Non
     # Seam: on each edge pixel, the mean colour within `reach` inside the region against the mean outside it.
     region_f = region.astype(np.float32)
     edge = (region & ~cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)) & area
+    if covered is not None:  # beside the face mask the step is the mask's own edge, the original's too
+        edge &= ~cv2.dilate(covered.astype(np.uint8), disc).astype(bool)
     sigma = reach / 2
     means = []
     for weights in (region_f, 1.0 - region_f):
