@@ -258,6 +258,18 @@ def test_a_straight_face_gets_a_straight_donor_before_a_grinning_one_turned_like
     assert rank_donors(donors, straight_faced)[0].donor.identity == "straight"
 
 
+def test_a_calm_face_gets_a_calm_crop_and_a_calm_person_again_before_a_grin():
+    # Solvay's calm men came back grinning: 16 of 29 were given an acted "happy" crop (few identities are calm men).
+    donors = [make_donor("a", "male", 40, smile=1.15, expression="happy"), make_donor("a", "male", 40, smile=0.85, number=1, expression="neutral"),
+              make_donor("b", "male", 40, smile=1.15, expression="happy")]  # fmt: skip
+    calm = Target("male", 40, FaceFeatures(0.0, 0.0, 0.05, 0.85, 80.0, 0.3), (60.0, 12.0, 16.0), 80.0, 0.0, beard=0.0)
+    assert rank_donors(donors, calm)[0].key == ("a-1", False)
+    used = (Counter({"a": 1}), Counter({("a-1", False): 1}))
+    assert rank_donors(donors, calm, *used)[0].key == ("a-1", True)  # the same calm person mirrored, not a grin
+    masked = with_fields(calm, beard=None)  # the mouth is under the mask, which stays: no grin can show
+    assert rank_donors(donors, masked, *used)[0].donor.identity == "b"
+
+
 def test_a_calm_face_gets_no_scowling_or_looking_aside_donor_while_others_are_left():
     # The masked runner (kagglemask 264 #7) was given a "confused" composite: knitted brows and lines between them
     # over her calm eyes, and next a "pensive" one looking down, eyes half shut. Eight years of age weigh less.

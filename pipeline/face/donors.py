@@ -55,6 +55,11 @@ CHIN_CENTRE = 0.6  # the chin's polygon (jaw bottom to lower lip) shrunk to this
 # "pensive" ones look aside. Landmarks cannot tell the face's own frown: the photos' calm faces measure as knitted
 # as the pool's confused ones (dlib's brows on small faces sit low).
 EXPRESSION_COST = {"confused": 2.0, "angry": 2.0, "disgusted": 2.0, "pensive": 1.0}
+# An acted "happy" face grins (teeth, raised cheeks). Pasted on a face that does not smile, with its mouth seen, it
+# reads as a grin the person never made: worse than the same synthetic person twice in a photo, not than a full beard
+# on a man with none (`BEARD_COST`).
+GRIN_COST = 150.0
+SMILING = 1.0  # a target's smile (mouth width / eye distance) from which a grinning donor fits; calm faces 0.7-0.95
 REUSED_IDENTITY_COST = 100.0  # per earlier use of this synthetic person in the same photo
 REUSED_IMAGE_COST = 1000.0  # per earlier use of this exact crop (and flip) in the same photo
 OTHER_GENDER_COST = 10_000.0  # only when the pool has nobody of the target's gender
@@ -165,8 +170,10 @@ def donor_cost(donor: Donor, flip: bool, target: Target, donor_beard: float = 0.
     cost += EYES_COST * abs(donor.eyes_open - target.features.eyes_open)
     cost += FACIAL_HAIR_COST * abs(donor.facial_hair - target.facial_hair)
     cost += EXPRESSION_COST.get(donor.expression, 0.0)
-    if target.beard is not None:
+    if target.beard is not None:  # the lower face is seen (no face mask)
         cost += BEARD_COST * max(0.0, donor_beard - target.beard)
+        if donor.expression == "happy" and target.features.smile < SMILING:
+            cost += GRIN_COST
     cost += LIGHTNESS_COST_PER_UNIT * abs(donor.skin_lab[0] - target.skin_lab[0])
     cost += CHROMA_COST_PER_UNIT * math.hypot(donor.skin_lab[1] - target.skin_lab[1], donor.skin_lab[2] - target.skin_lab[2])
     if donor.size_px < 0.8 * target.size_px:
