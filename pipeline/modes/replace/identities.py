@@ -13,11 +13,15 @@ Each new identity takes
 
 all in one expression (the expression sheets are in the same grid for everyone),
 so the eyes' and mouth's state can still be matched to the face being replaced.
+Each identity is made twice when the pool allows: in its own expression and, with
+the same people, parts and layout moves, in the other mouth state (a smiling one
+calm, a calm one smiling), so a calm face need not be given a grin.
 The features are cloned in the gradient domain (`cv2.seamlessClone`), so their
 colour and light are the skin's. A new identity is kept only if dlib puts it at
 least `MIN_POOL_DISTANCE` from every crop of every pool person and at least
 `MIN_IDENTITY_DISTANCE` from every identity kept before it, the detector still
-finds a face, and our age/gender model gives it the intended gender. Its age is
+finds a face, and our age/gender model gives it the intended gender (each of its
+crops is checked so). Its age is
 its skin person's (skin, hair and head carry the age; the model reads composites
 younger), and its pose, eyes, mouth and smile are dlib's reading of the composite.
 
@@ -61,7 +65,7 @@ from pipeline.modes.replace.warp import warp_piecewise
 log = logging.getLogger(__name__)
 
 SOURCE = "composite"
-VERSION = 5  # raise when the recipe changes: the identities are rebuilt
+VERSION = 6  # raise when the recipe changes: the identities are rebuilt
 IDENTITY_COUNT = 120  # identities built by default (at least 100 are wanted across genders, ages and skin tones)
 MAX_TRIES = 150  # failed compositions in a row after which a gender gives no more identities
 # dlib distance between two identities, so none is a near-duplicate of another: above the median distance
@@ -76,6 +80,9 @@ SEED = 20261205
 CALM_EXPRESSIONS = ("neutral", "determined", "pensive", "confused")
 SMILING_EXPRESSIONS = ("happy", "smug")
 CALM_SHARE = (3, 4)  # three tries in four are for an expression with a calm mouth
+# Each identity is also made in the other mouth state (by whether its own expression smiles): a calm face given a
+# grinning donor came back grinning (the identities are few, and one was not reused while others were left).
+VARIANT_EXPRESSION = {False: "happy", True: "neutral"}
 EYES = LEFT_EYE + RIGHT_EYE + BROWS
 MOUTH = list(range(48, 68))
 # How far the layout moves (fractions of the eye distance, or of the feature's own size): at least the
@@ -86,6 +93,8 @@ EYE_HEIGHT = (0.06, 0.13)
 MOUTH_HEIGHT = (0.06, 0.13)
 MOUTH_WIDTH = (0.08, 0.19)
 NOSE_LENGTH = (0.06, 0.13)
+MOVES = (EYE_SPACING, EYE_HEIGHT, MOUTH_WIDTH, MOUTH_HEIGHT, NOSE_LENGTH)  # drawn in this order
+ROLES = ("skin", "jaw", "eyes", "nose", "mouth")
 CLONE_MARGIN = (("nose", NOSE, 0.03), ("eyes", EYES, 0.04), ("mouth", OUTER_LIPS, 0.04))  # (part, points, margin / crop size)
 
 
@@ -140,7 +149,8 @@ def ensure_identities(
     try:
         (staging / "faces").mkdir()
         donors = compose_identities(pool, staging, recognizer, detector, predictor, age_gender, digest, count)
-        source = {"digest": digest, "license": "MIT (made from openpeople)", "asked": count, "identities": len(donors)}
+        made = len({d.identity for d in donors})
+        source = {"digest": digest, "license": "MIT (made from openpeople)", "asked": count, "identities": made}
         with pool_lock(pool.folder):
             current = read_pool(pool.folder)
             kept = [d for d in current.donors if not d.source.startswith(SOURCE + ":")]
@@ -150,15 +160,15 @@ def ensure_identities(
             os.replace(staging / "index.json", pool.folder / "index.json")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.warning("%d new identities made in %.0f s", len(donors), time.monotonic() - started)
+    log.warning("%d new identities (%d crops) made in %.0f s", made, len(donors), time.monotonic() - started)
     return read_pool(pool.folder)
 
 
 def first_identities(pool: DonorPool, count: int) -> DonorPool:
     """The pool with only the first `count` of its new identities, in the order they were made."""
-    identities = [d for d in pool.donors if d.source.startswith(SOURCE + ":")]
-    dropped = {d.id for d in identities[count:]}
-    return dataclasses.replace(pool, donors=tuple(d for d in pool.donors if d.id not in dropped))
+    identities = list(dict.fromkeys(d.identity for d in pool.donors if d.source.startswith(SOURCE + ":")))
+    dropped = set(identities[count:])
+    return dataclasses.replace(pool, donors=tuple(d for d in pool.donors if d.identity not in dropped))
 
 
 def without_identities(pool: DonorPool) -> DonorPool:
@@ -169,7 +179,7 @@ def without_identities(pool: DonorPool) -> DonorPool:
 def compose_identities(
     pool: DonorPool, staging: Path, recognizer, detector, predictor, age_gender, digest: str, count: int
 ) -> list[Donor]:
-    """Up to `count` new identities, cropped into staging/faces.
+    """Up to `count` new identities, each with its crops (`VARIANT_EXPRESSION`), cropped into staging/faces.
 
     Each attempt is for the gender with fewer identities so far (men first: the pool has 3 men
     and 7 women, so every male combination is tried before women repeat), until a gender gives
@@ -183,56 +193,75 @@ def compose_identities(
     sheets = expression_sheets(pool)
     cycles = {g: expression_cycle(by_expression) for g, by_expression in sheets.items()}
     cycles = {g: cycle for g, cycle in cycles.items() if cycle}
-    kept: list[Donor] = []
-    descriptors: list[np.ndarray] = []
+    made: list[Donor] = []  # every crop, each identity's together
+    descriptors: list[np.ndarray] = []  # one per identity, as first made
     attempts = Counter()
     misses = Counter()
     rejected = Counter()  # compositions by why they were not kept (logged)
     skins = Counter()  # identities kept per skin person
-    while len(kept) < count:
-        open_genders = [g for g in sorted(cycles) if misses[g] < MAX_TRIES]
-        if not open_genders:
-            break
-        gender = min(open_genders, key=lambda g: sum(d.gender == g for d in kept))
-        cycle = cycles[gender]
-        expression = cycle[attempts[gender] % len(cycle)]
-        attempts[gender] += 1
-        misses[gender] += 1
-        crops = sheets[gender][expression]
-        image, layout, parts, skin = compose_one(pool, crops, skins, rng)
-        if not far_enough(describe_face(recognizer, image, layout), people, descriptors):
-            rejected['near a pool person or an identity'] += 1
-            continue
+    genders = Counter()  # identities kept per gender
+
+    def checked(image: np.ndarray, layout: np.ndarray, skin: Donor, entry: dict, identities: list[np.ndarray]) -> tuple[Donor, np.ndarray] | None:
+        """The composite saved as a donor (`entry`: its id, identity, source, gender and expression) with its
+        descriptor, if it passes every check (far from every pool person and these `identities`); else None, the
+        reason counted."""
+        if not far_enough(describe_face(recognizer, image, layout), people, identities):
+            rejected["near a pool person or an identity"] += 1
+            return None
         detections = detect_faces(image, detector, score_threshold=MIN_FACE_SCORE, upscale_below=0)
         if len(detections) != 1:
-            rejected['not one face to the detector'] += 1
-            continue
-        read_gender, _, _ = age_gender.estimate(image, detections.landmarks[:1])[0]
-        if read_gender != gender:
-            rejected['other gender'] += 1
-            continue
+            rejected["not one face to the detector"] += 1
+            return None
+        if age_gender.estimate(image, detections.landmarks[:1])[0][0] != entry["gender"]:
+            rejected["other gender"] += 1
+            return None
         try:  # the features (pose, eyes, mouth, smile) as dlib reads them on the composite, not as planned
             fitted = fit_donor_face(image, detections.landmarks[0], predictor)
         except UnusableFace:
             rejected["dlib's fit"] += 1
-            continue
-        number = len(kept)
-        donor = save_donor(
-            image, fitted, staging, donor_id=f"id-{digest[:8]}-{number:03d}", identity=f"{SOURCE}:{digest[:8]}:{number:03d}",
-            source=f"{SOURCE}:{parts}", gender=gender, age=skin.age, expression=expression,
-        )  # fmt: skip
+            return None
+        donor = save_donor(image, fitted, staging, age=skin.age, **entry)
         # Checked again as saved (aligned, JPEG): that crop is what replace mode pastes.
         saved = describe_face(recognizer, read_rgb(staging / donor.file), np.asarray(donor.landmarks))
-        if far_enough(saved, people, descriptors):
-            kept.append(donor)
-            descriptors.append(saved)
-            skins[skin.identity] += 1
-            misses[gender] = 0
-        else:
-            rejected["near a pool person or an identity, as saved"] += 1
-            (staging / donor.file).unlink()
+        if far_enough(saved, people, identities):
+            return donor, saved
+        rejected["near a pool person or an identity, as saved"] += 1
+        (staging / donor.file).unlink()
+        return None
+
+    while len(descriptors) < count:
+        open_genders = [g for g in sorted(cycles) if misses[g] < MAX_TRIES]
+        if not open_genders:
+            break
+        gender = min(open_genders, key=lambda g: genders[g])
+        cycle = cycles[gender]
+        expression = cycle[attempts[gender] % len(cycle)]
+        attempts[gender] += 1
+        misses[gender] += 1
+        recipe = draw_recipe(sheets[gender][expression], skins, rng)
+        name = f"{digest[:8]}-{len(descriptors):03d}"
+        image, layout, parts, skin = compose_one(pool, sheets[gender][expression], recipe)
+        entry = dict(identity=f"{SOURCE}:{name.replace('-', ':')}", gender=gender)
+        kept = checked(image, layout, skin, {**entry, "donor_id": f"id-{name}", "source": f"{SOURCE}:{parts}", "expression": expression}, descriptors)
+        if kept is None:
+            continue
+        made.append(kept[0])
+        misses[gender] = 0
+        genders[gender] += 1
+        skins[skin.identity] += 1
+        # The same people, parts and layout moves in the other mouth state, held to the pool's people only: held to
+        # the other identities too, 49 of 117 identities had a second crop, 75 without. A crop near another identity
+        # is, in a photo, no worse than that identity twice.
+        variant = VARIANT_EXPRESSION[expression in SMILING_EXPRESSIONS]
+        crops = sheets[gender].get(variant, {})
+        if set(recipe.by_role().values()) <= set(crops):
+            image, layout, parts, skin = compose_one(pool, crops, recipe)
+            other = checked(image, layout, skin, {**entry, "donor_id": f"id-{name}-{variant}", "source": f"{SOURCE}:{parts}", "expression": variant}, [])
+            if other is not None:
+                made.append(other[0])
+        descriptors.append(kept[1])
     log.info("identities: %s tried, rejected: %s", dict(attempts), dict(rejected))
-    return kept
+    return made
 
 
 def expression_cycle(by_expression: dict[str, dict[str, Donor]]) -> list[str]:
@@ -267,10 +296,20 @@ def expression_sheets(pool: DonorPool) -> dict[str, dict[str, dict[str, Donor]]]
     return {gender: dict(by_expression) for gender, by_expression in sheets.items()}
 
 
-def compose_one(
-    pool: DonorPool, crops: dict[str, Donor], skins: Counter, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, str, Donor]:
-    """One composed face (CROP_SIZE² RGB), its planned 68 landmarks, which people gave which part, and the skin's crop.
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What makes one identity, whatever its expression: who gives which part, and how its layout is moved."""
+
+    people: tuple[str, ...]  # the skin's person first, then the others (parts go to them in `ROLES` order)
+    moves: tuple[float, ...]  # signed amounts of `MOVES`, in that order
+
+    def by_role(self) -> dict[str, str]:
+        """The person who gives each part."""
+        return {role: self.people[i % len(self.people)] for i, role in enumerate(ROLES)}
+
+
+def draw_recipe(crops: dict[str, Donor], skins: Counter, rng: np.random.Generator) -> Recipe:
+    """A new identity's recipe from the people with a crop in one expression.
 
     The skin (with hair and head, which carry most of a face's age) comes from the person who has
     given the fewest skins so far, the oldest first; the other parts from the others, shuffled.
@@ -278,15 +317,20 @@ def compose_one(
     skin = min(crops, key=lambda person: (skins[person], -crops[person].age))
     others = [person for person in crops if person != skin]
     rng.shuffle(others)
-    people = [skin] + others
-    roles = ("skin", "jaw", "eyes", "nose", "mouth")
-    donors = {role: crops[people[i % len(people)]] for i, role in enumerate(roles)}
+    moves = tuple(float(rng.choice([-1.0, 1.0]) * rng.uniform(*limits)) for limits in MOVES)
+    return Recipe((skin, *others), moves)
+
+
+def compose_one(pool: DonorPool, crops: dict[str, Donor], recipe: Recipe) -> tuple[np.ndarray, np.ndarray, str, Donor]:
+    """One composed face (CROP_SIZE² RGB) from the crops of one expression, its planned 68 landmarks, which people
+    gave which part, and the skin's crop."""
+    donors = {role: crops[person] for role, person in recipe.by_role().items()}
     points = {role: np.asarray(donor.landmarks, dtype=np.float64) for role, donor in donors.items()}
     layout = points["skin"].copy()
     for role, indices in (("jaw", JAW), ("eyes", EYES), ("nose", NOSE), ("mouth", MOUTH)):
         source = points[role][indices]
         layout[indices] = transform_points(source, estimate_similarity(source, layout[indices]))
-    layout = moved_layout(layout, rng)
+    layout = moved_layout(layout, recipe.moves)
     size = (CROP_SIZE, CROP_SIZE)
     image = warp_piecewise(read_rgb(pool.image_path(donors["skin"])), points["skin"], layout, size)
     for role, indices, margin in CLONE_MARGIN:
@@ -295,23 +339,20 @@ def compose_one(
         mask = cv2.dilate(fill_polygon((CROP_SIZE, CROP_SIZE), layout[indices]), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
         x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
         image = cv2.seamlessClone(part, image, (mask * 255).astype(np.uint8), (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
-    parts = ",".join(f"{role}={donors[role].identity.split(':')[-1]}" for role in roles)
+    parts = ",".join(f"{role}={donors[role].identity.split(':')[-1]}" for role in ROLES)
     return image, layout, parts, donors["skin"]
 
 
-def moved_layout(layout: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The layout with its eyes, mouth and nose tip moved by random amounts within the ranges above."""
+def moved_layout(layout: np.ndarray, moves: tuple[float, ...]) -> np.ndarray:
+    """The layout with its eyes, mouth and nose tip moved by the recipe's amounts (`MOVES`)."""
+    eye_spacing, eye_height, mouth_width, mouth_height, nose_length = moves
     layout = layout.copy()
-
-    def amount(limits: tuple[float, float]) -> float:
-        return float(rng.choice([-1.0, 1.0]) * rng.uniform(*limits))
-
     eye_distance = float(np.hypot(*(layout[RIGHT_EYE].mean(axis=0) - layout[LEFT_EYE].mean(axis=0))))
     centre = layout[EYES, 0].mean()
-    layout[EYES, 0] = centre + (layout[EYES, 0] - centre) * (1 + amount(EYE_SPACING))
-    layout[EYES, 1] += amount(EYE_HEIGHT) * eye_distance
+    layout[EYES, 0] = centre + (layout[EYES, 0] - centre) * (1 + eye_spacing)
+    layout[EYES, 1] += eye_height * eye_distance
     mouth_centre = layout[MOUTH, 0].mean()
-    layout[MOUTH, 0] = mouth_centre + (layout[MOUTH, 0] - mouth_centre) * (1 + amount(MOUTH_WIDTH))
-    layout[MOUTH, 1] += amount(MOUTH_HEIGHT) * eye_distance
-    layout[NOSE[4:], 1] += amount(NOSE_LENGTH) * eye_distance
+    layout[MOUTH, 0] = mouth_centre + (layout[MOUTH, 0] - mouth_centre) * (1 + mouth_width)
+    layout[MOUTH, 1] += mouth_height * eye_distance
+    layout[NOSE[4:], 1] += nose_length * eye_distance
     return layout
