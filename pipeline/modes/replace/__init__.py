@@ -84,9 +84,9 @@ MASK_RIM = 0.04  # a face mask's pixels are grown by this fraction of the face s
 CORE = 0.9  # new pixels' detail is matched to the person's own where the mask is above this
 EYE_SOFTEN = 0.01  # the eyes' weights are softened by this fraction of the face size (`eyes_mask`)
 MAX_DONORS_TRIED = 6  # donors tried before blurring (classical: each person once, then other crops; ~0.14 s each)
-# ... above a face mask, where only the eyes show: on the test photos 9 in 10 donors failed the check there (nearly
-# half of them under 0.6 from a pool person), 1 in 2 on bare faces, and the masked runner (kagglemask 264 #7) was
-# blurred after six.
+# ... classically above a face mask, where only the eyes show: on the test photos 9 in 10 donors failed the check
+# there (nearly half of them under 0.6 from a pool person), 1 in 2 on bare faces, and the masked runner (kagglemask
+# 264 #7) was blurred after six. (A SimSwap round costs seconds per face on a CPU: that path keeps six.)
 MAX_MASKED_DONORS_TRIED = 16
 CLASSICAL = "classical warp"  # the backend named in reports when no published networks are used
 
@@ -175,10 +175,6 @@ class ScreenedFace:
     region: np.ndarray  # the whole face region, where sharpness is compared
     descriptor: np.ndarray  # dlib descriptor of the original
     masked: bool  # wears a face mask, which stays (only the face above it is replaced)
-
-    @property
-    def donors_to_try(self) -> int:
-        return MAX_MASKED_DONORS_TRIED if self.masked else MAX_DONORS_TRIED
 
 
 @dataclass
@@ -333,7 +329,8 @@ class ReplaceChanger:
             self.resources.pool.donors, screened.target, self.used_identities, self.used_images, turned=True, beards=self.resources.beards
         )
         best = None
-        for candidate in donor_attempts(candidates, screened.donors_to_try):
+        tries = MAX_MASKED_DONORS_TRIED if screened.masked else MAX_DONORS_TRIED
+        for candidate in donor_attempts(candidates, tries):
             new_pixels, points, mask = self.render_donor(candidate, screened)
             output = self.finished(new_pixels, mask, screened)
             check = self.check_identity(self.as_work_crop(output, screened), points, screened)
@@ -403,7 +400,7 @@ class ReplaceChanger:
         parses = self.swap.parse_faces(crops)
         for index, job in enumerate(jobs):
             job.identity, job.parse = identities[index], None if parses is None else parses[index]
-        for _ in range(max(job.screened.donors_to_try for job in jobs)):
+        for _ in range(MAX_DONORS_TRIED):
             active = [job for job in jobs if job.output is None and self.reserve_next_donor(job)]
             if not active:
                 break
@@ -434,7 +431,7 @@ class ReplaceChanger:
 
     def reserve_next_donor(self, job: SwapJob) -> bool:
         """Pick the face's next synthetic person (one not tried yet, reuse ranked last) and count it as used; False when done."""
-        if len(job.tried) >= job.screened.donors_to_try:
+        if len(job.tried) >= MAX_DONORS_TRIED:
             return False
         ranking = rank_donors(
             self.resources.pool.donors, job.screened.target, self.used_identities, self.used_images, beards=self.resources.beards
