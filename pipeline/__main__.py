@@ -195,8 +195,9 @@ def run_pool(args: argparse.Namespace) -> None:
     build_pool(models.replace.pool_folder, source, models.detector, landmark_predictor(models.settings.weights_path))
     print(f"donor pool written to {models.replace.pool_folder} in {time.monotonic() - started:.1f} s")
     started = time.monotonic()
-    identities = sum(donor.source.startswith(IDENTITY_SOURCE + ":") for donor in models.replace.get().pool.donors)
-    print(f"{identities} new identities ready in {time.monotonic() - started:.1f} s")
+    crops = [donor for donor in models.replace.get().pool.donors if donor.source.startswith(IDENTITY_SOURCE + ":")]
+    identities = len({donor.identity for donor in crops})
+    print(f"{identities} new identities ({len(crops)} crops) ready in {time.monotonic() - started:.1f} s")
 
 
 def run_pool_generated(args: argparse.Namespace) -> None:
