@@ -201,10 +201,12 @@ def compose_identities(
     skins = Counter()  # identities kept per skin person
     genders = Counter()  # identities kept per gender
 
-    def checked(image: np.ndarray, layout: np.ndarray, skin: Donor, entry: dict, identities: list[np.ndarray]) -> tuple[Donor, np.ndarray] | None:
-        """The composite saved as a donor (`entry`: its id, identity, source, gender and expression) with its
-        descriptor, if it passes every check (far from every pool person and these `identities`); else None, the
-        reason counted."""
+    def made_crop(
+        gender: str, expression: str, recipe: Recipe, number: int, identities: list[np.ndarray], suffix: str = ""
+    ) -> tuple[Donor, np.ndarray] | None:
+        """Identity `number` composed by `recipe` in `expression` and saved as a donor, with its descriptor, if it
+        passes every check (far from every pool person and these `identities`); else None, the reason counted."""
+        image, layout, parts, skin = compose_one(pool, sheets[gender][expression], recipe)
         if not far_enough(describe_face(recognizer, image, layout), people, identities):
             rejected["near a pool person or an identity"] += 1
             return None
@@ -212,7 +214,7 @@ def compose_identities(
         if len(detections) != 1:
             rejected["not one face to the detector"] += 1
             return None
-        if age_gender.estimate(image, detections.landmarks[:1])[0][0] != entry["gender"]:
+        if age_gender.estimate(image, detections.landmarks[:1])[0][0] != gender:
             rejected["other gender"] += 1
             return None
         try:  # the features (pose, eyes, mouth, smile) as dlib reads them on the composite, not as planned
@@ -220,7 +222,10 @@ def compose_identities(
         except UnusableFace:
             rejected["dlib's fit"] += 1
             return None
-        donor = save_donor(image, fitted, staging, age=skin.age, **entry)
+        donor = save_donor(
+            image, fitted, staging, donor_id=f"id-{digest[:8]}-{number:03d}{suffix}", identity=f"{SOURCE}:{digest[:8]}:{number:03d}",
+            source=f"{SOURCE}:{parts}", gender=gender, age=skin.age, expression=expression,
+        )  # fmt: skip
         # Checked again as saved (aligned, JPEG): that crop is what replace mode pastes.
         saved = describe_face(recognizer, read_rgb(staging / donor.file), np.asarray(donor.landmarks))
         if far_enough(saved, people, identities):
@@ -239,24 +244,19 @@ def compose_identities(
         attempts[gender] += 1
         misses[gender] += 1
         recipe = draw_recipe(sheets[gender][expression], skins, rng)
-        name = f"{digest[:8]}-{len(descriptors):03d}"
-        image, layout, parts, skin = compose_one(pool, sheets[gender][expression], recipe)
-        entry = dict(identity=f"{SOURCE}:{name.replace('-', ':')}", gender=gender)
-        kept = checked(image, layout, skin, {**entry, "donor_id": f"id-{name}", "source": f"{SOURCE}:{parts}", "expression": expression}, descriptors)
+        kept = made_crop(gender, expression, recipe, len(descriptors), descriptors)
         if kept is None:
             continue
         made.append(kept[0])
         misses[gender] = 0
         genders[gender] += 1
-        skins[skin.identity] += 1
+        skins[recipe.people[0]] += 1
         # The same people, parts and layout moves in the other mouth state, held to the pool's people only: held to
         # the other identities too, 49 of 117 identities had a second crop, 75 without. A crop near another identity
         # is, in a photo, no worse than that identity twice.
         variant = VARIANT_EXPRESSION[expression in SMILING_EXPRESSIONS]
-        crops = sheets[gender].get(variant, {})
-        if set(recipe.by_role().values()) <= set(crops):
-            image, layout, parts, skin = compose_one(pool, crops, recipe)
-            other = checked(image, layout, skin, {**entry, "donor_id": f"id-{name}-{variant}", "source": f"{SOURCE}:{parts}", "expression": variant}, [])
+        if set(recipe.by_role().values()) <= set(sheets[gender].get(variant, {})):
+            other = made_crop(gender, variant, recipe, len(descriptors), [], suffix=f"-{variant}")
             if other is not None:
                 made.append(other[0])
         descriptors.append(kept[1])
