@@ -18,7 +18,7 @@ from pipeline.face.covering import MIN_COVERED_SHARE, face_frame, find_covering,
 from pipeline.face.donors import Candidate, load_donor
 from pipeline.face.landmarks import INNER_LIPS, JAW, LEFT_EYE, NOSE, OUTER_LIPS, RIGHT_EYE, face_features, five_from_68
 from pipeline.selection import default_keep_for_mode
-from pipeline.modes.unmask.transplant import fit_donor_shape, render_lower_face, smoothed_cheeks
+from pipeline.modes.unmask.transplant import face_sides, fit_donor_shape, render_lower_face, smoothed_cheeks
 from pipeline.regions import face_bounds, face_scale
 from pipeline.types import MASKED_THRESHOLD, Face
 from tests.helpers import DATA, PROJECT_ROOT, cached_models, ground_truth, photo_rgb
@@ -292,7 +292,7 @@ def test_no_pasted_face_is_larger_than_the_head():
     five[2:, 1] += 0.8 * eye_to_mouth  # the detector's guess, far below the real mouth
     shape = donor_image.shape[:2]
     _, estimated = render_lower_face(donor_image, head, donor_image, head, five, np.ones(shape, np.float32),
-                                     np.zeros(shape, np.float32), float(face_features(head).size_px))
+                                     np.zeros(shape, np.float32), float(face_features(head).size_px), face_sides(head, five))
     width = lambda points: np.hypot(*(points[15] - points[1]))  # noqa: E731
     height = lambda points: np.hypot(*(points[8] - points[LEFT_EYE + RIGHT_EYE].mean(axis=0)))  # noqa: E731
     assert width(estimated) <= 1.05 * width(head) + 1e-6
@@ -358,7 +358,7 @@ def test_the_jaw_runs_on_into_a_neck_under_the_masks_lower_edge():
     frame = face_frame(shape, five)
     skin = reference_skin(frame) & (covered == 0)
     rendered, _ = render_lower_face(donor_image, head, masked, head, five, skin.astype(np.float32), covered,
-                                    float(face_features(head).size_px))
+                                    float(face_features(head).size_px), face_sides(head, five))
     chin_v = float(frame.v[int(head[8, 1]), int(head[8, 0])])
     under_chin = (frame.v > chin_v + 0.05) & (frame.v < chin_v + 0.25) & (np.abs(frame.u) < 0.25)
     chin = (frame.v > chin_v - 0.4) & (frame.v < chin_v - 0.1) & (np.abs(frame.u) < 0.25)  # the new face's own chin

@@ -233,13 +233,13 @@ class UnmaskChanger:
         donor_image, donor_points = load_donor(self.resources.pool, candidate)
         covered = filled_covering(covering_in_crop(covering, prepared.matrix, shape))
         visible = own_skin(crop, five, band, covered)
-        rendered, _ = render_lower_face(donor_image, donor_points, crop, points, five, visible, covered, face_px)
+        sides = face_sides(points, five)
+        rendered, _ = render_lower_face(donor_image, donor_points, crop, points, five, visible, covered, face_px, sides)
         self.used_identities[candidate.donor.identity] += 1
         self.used_images[candidate.key] += 1
         how = f"mask probability {covering.probability:.2f}"
         log.info("face %d unmasked with %s", face.number, candidate.donor.id)
         reference = visible if visible.sum() >= 0.5 * band.sum() else band
-        sides = face_sides(points, five)
         mask = unmask_blend_mask(covered, five, face_px, sides, at_photo_edges(prepared, self.image.shape[:2]))
         rendered, how = self.harmonised(crop, rendered, mask, five, how)
         masked = grown_covering(covered, five, face_px, sides)

@@ -104,7 +104,7 @@ def eye_disagreement(points: np.ndarray, five: np.ndarray) -> float:
 
 def render_lower_face(
     donor_image: np.ndarray, donor_points: np.ndarray, crop: np.ndarray, points: np.ndarray,
-    five: np.ndarray, visible_skin: np.ndarray, covered: np.ndarray, face_px: float,
+    five: np.ndarray, visible_skin: np.ndarray, covered: np.ndarray, face_px: float, sides: tuple[float, float],
 ) -> tuple[np.ndarray, np.ndarray]:
     """The donor warped onto the target's estimated landmarks, with the target's colour and light.
 
@@ -114,6 +114,7 @@ def render_lower_face(
 
     Args:
         covered: h×w covering of the target, in the crop's pixels.
+        sides: the person's face edges at the cheekbones (`face_sides`).
 
     Returns:
         (h×w×3 uint8 new pixels over the crop, the estimated 68 landmarks)
@@ -121,7 +122,6 @@ def render_lower_face(
     affine, _ = fit_donor_shape(donor_points, points, five)
     affine = limit_to_head(affine, donor_points, points, five)
     height, width = crop.shape[:2]
-    sides = face_sides(points, five)
     warped, estimated = within_sides(donor_image, donor_points, affine, five, sides, (height, width))
     face_region = fill_polygon((height, width), face_outline(estimated))
     donor_skin = face_region * (1 - feature_mask((height, width), estimated, grow_px=0.03 * face_px))
