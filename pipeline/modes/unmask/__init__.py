@@ -283,21 +283,21 @@ class UnmaskChanger:
         found = covering_in_crop(covering, photo_to_sample, side)
         segmented = holes_from_probabilities(predict_masks(networks, sample[None]))[0]
         covered = filled_covering(np.maximum(found, segmented))  # what either the colour test or the segmenter sees as mask
-        sides = face_sides(points, five)
-        hole = unmask_blend_mask(covered, five, face_px, sides) > 0  # every pixel the blend will show is painted
-        painted, _ = inpaint_face(networks, sample, hole.astype(np.float32))
+        mask = unmask_blend_mask(covered, five, face_px, face_sides(points, five))
+        painted, _ = inpaint_face(networks, sample, (mask > 0).astype(np.float32))  # every pixel the blend will show
         band = eye_band(side, points)
         how = f"mask probability {covering.probability:.2f}; painted by the trained networks ({networks.step} steps)"
         scale = prepared.scale * sample_scale  # sample pixels per photo pixel
-        return self.finish(face, sample, painted, covered, five, face_px, sides, band, photo_to_sample, scale, how, None)
+        return self.finish(face, sample, painted, mask, five, band, photo_to_sample, scale, how)
 
-    def finish(self, face: Face, crop: np.ndarray, rendered: np.ndarray, covered: np.ndarray, five: np.ndarray, face_px: float,
-               sides: tuple[float, float], sharpness_reference: np.ndarray, matrix: np.ndarray, scale: float, how: str, donor: str | None) -> ModeOutput:
-        """Path (a): harmonise with the person's own identity when SimSwap is there, match the photo's grain, blend softly."""
-        mask = self.spare_bare_faces(unmask_blend_mask(covered, five, face_px, sides), matrix)
+    def finish(self, face: Face, crop: np.ndarray, rendered: np.ndarray, mask: np.ndarray, five: np.ndarray,
+               sharpness_reference: np.ndarray, matrix: np.ndarray, scale: float, how: str) -> ModeOutput:
+        """Path (a): harmonise with the person's own identity when SimSwap is there, match the photo's grain, blend
+        softly (`mask`: the blend mask over `crop`, spared beside bare faces here)."""
+        mask = self.spare_bare_faces(mask, matrix)
         rendered, how = self.harmonised(crop, rendered, mask, five, how)
         rendered = match_sharpness(rendered, crop, sharpness_reference, scale, seed=face.number)
-        self.reports.append(FaceReport(face.number, "unmask", donor=donor, reason=how))
+        self.reports.append(FaceReport(face.number, "unmask", reason=how))
         return ModeOutput(crop=rendered, mask=mask, matrix=matrix)
 
 
