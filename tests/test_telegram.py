@@ -383,6 +383,7 @@ def test_webhook_needs_the_secret_token_and_feeds_the_bot(redis_server):
 
 BURST_ROUNDS = 50
 ROUND_WAIT_SECONDS = 90  # hang protection only: a lost photo never gets its result
+SLOW_ANSWER_SECONDS = 3.0  # a slow network: long enough for the user's next presses to be handled first
 
 
 def test_next_photo_sent_the_moment_a_result_arrives_is_never_refused_or_lost(redis_server, worker):
@@ -421,6 +422,30 @@ def test_next_photo_sent_the_moment_a_result_arrives_is_never_refused_or_lost(re
             assert text("busy", "en") not in fake.texts_to(user.id), f"photo {round_number} refused as busy"
         assert len(fake.sheets_to(user.id)) == BURST_ROUNDS + 1
         assert fake.refused == []
+
+    run_bot(redis_server, scenario)
+
+
+def test_go_pressed_before_the_bot_has_cleared_the_sheets_progress_message_still_gets_the_result(redis_server, worker):
+    """The user presses go the moment the sheet appears, while the bot's last request
+    about the analysis (deleting its "looking for faces" line) is still on its way.
+
+    The analysis' follower is still running then; the process job needs its own.
+    """
+    user = FakeUser(771015, "en")
+
+    async def scenario(fake, jobs, conversation):
+        def on_sheet(message):
+            if keyboard_of(message):
+                fake.press(user, message, button_data(message, text("button_change_all", "en")))
+                fake.press(user, message, button_data(message, text("button_go", "en")))
+            return 0.0
+
+        fake.react("sendPhoto", on_sheet)
+        fake.react("deleteMessage", lambda result: SLOW_ANSWER_SECONDS)
+        fake.send_photo(user, photo_bytes("fr_obama_small.jpg"))
+        await fake.wait_for(lambda: fake.calls_to("sendDocument", user.id), "the result")
+        assert text("processing", "en") in fake.texts_to(user.id)
 
     run_bot(redis_server, scenario)
 

@@ -6,16 +6,24 @@ import asyncio
 
 from telegram.ext import Application
 
-from bot.session import Conversation, ReplyKind
+from bot.session import Conversation, ReplyKind, State
 from bot.telegram.render import ProgressMessage, Screen, render
 
 FOLLOW_INTERVAL_SECONDS = 0.5
 """How often a running job's status is read."""
 
+FollowedJob = tuple[str, State]
+"""A job: its photo's id and the state the session is in while it runs (ANALYZING or PROCESSING).
 
-async def follow_photo(application: Application, conversation: Conversation, followers: dict[str, str], owner: str, photo_id: str, progress: ProgressMessage) -> None:
+Followers are keyed by job, not by photo: "go" on the sheet starts the photo's
+second job while the follower of its first may still be finishing (deleting
+its progress message), and that follower must not be taken for the new one's.
+"""
+
+
+async def follow_photo(application: Application, conversation: Conversation, followers: dict[str, FollowedJob], owner: str, job: FollowedJob, progress: ProgressMessage) -> None:
     """Poll the photo's job; show its progress, then the sheet or the result, or what went wrong."""
-    followers[owner] = photo_id
+    photo_id = job[0]
     bot = application.bot
     try:
         while application.running:
@@ -30,13 +38,13 @@ async def follow_photo(application: Application, conversation: Conversation, fol
                 return
             await asyncio.sleep(FOLLOW_INTERVAL_SECONDS)
     finally:
-        if followers.get(owner) == photo_id:
+        if followers.get(owner) == job:
             del followers[owner]
 
 
-def start_following(application: Application, conversation: Conversation, followers: dict[str, str], owner: str, photo_id: str, progress: ProgressMessage, update: object) -> None:
+def start_following(application: Application, conversation: Conversation, followers: dict[str, FollowedJob], owner: str, job: FollowedJob, progress: ProgressMessage, update: object) -> None:
     """Follow the owner's job in the background, unless it is already followed."""
-    if followers.get(owner) == photo_id:
+    if followers.get(owner) == job:
         return
-    followers[owner] = photo_id
-    application.create_task(follow_photo(application, conversation, followers, owner, photo_id, progress), update=update)
+    followers[owner] = job
+    application.create_task(follow_photo(application, conversation, followers, owner, job, progress), update=update)
