@@ -6,7 +6,7 @@ import asyncio
 
 from telegram.ext import Application
 
-from bot.session import Conversation, ReplyKind, State
+from bot.session import Conversation, ReplyKind, Session, State
 from bot.telegram.render import ProgressMessage, Screen, render
 
 FOLLOW_INTERVAL_SECONDS = 0.5
@@ -19,6 +19,11 @@ Followers are keyed by job, not by photo: "go" on the sheet starts the photo's
 second job while the follower of its first may still be finishing (deleting
 its progress message), and that follower must not be taken for the new one's.
 """
+
+
+def job_of(session: Session) -> FollowedJob:
+    """The job a session in ANALYZING or PROCESSING waits for."""
+    return session.photo_id, session.state
 
 
 async def follow_photo(application: Application, conversation: Conversation, followers: dict[str, FollowedJob], owner: str, job: FollowedJob, progress: ProgressMessage) -> None:

@@ -24,7 +24,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 from bot.messages import LANGUAGES, normalize_language, text
 from bot.session import Conversation, Reply, State
 from bot.settings import TelegramSettings
-from bot.telegram.follow import FollowedJob, start_following
+from bot.telegram.follow import FollowedJob, job_of, start_following
 from bot.telegram.keyboard import (
     CHANGE_ALL,
     FACES_PER_PAGE,
@@ -108,7 +108,7 @@ async def follow_if_running(context: ContextTypes.DEFAULT_TYPE, update: Update, 
     adapter = adapter_of(context)
     session = await asyncio.to_thread(adapter.conversation.current, owner)
     if session.state in (State.ANALYZING, State.PROCESSING):
-        start_following(context.application, adapter.conversation, adapter.followers, owner, (session.photo_id, session.state), progress, update)
+        start_following(context.application, adapter.conversation, adapter.followers, owner, job_of(session), progress, update)
 
 
 # --- commands ---------------------------------------------------------------------
@@ -197,7 +197,7 @@ async def typed_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     adapter, message, user = adapter_of(context), update.effective_message, update.effective_user
     owner = owner_of(user)
     session = await asyncio.to_thread(adapter.conversation.current, owner)
-    if adapter.followers.get(owner) == (session.photo_id, session.state):
+    if adapter.followers.get(owner) == job_of(session):
         language = await language_of(adapter, user)
         await message.reply_text(text("processing" if session.state == State.PROCESSING else "working", language))
         return
