@@ -13,6 +13,9 @@ changes, measured at full size on the result, in the face's own coordinates
   one half), between the mean colour just inside and just outside each edge pixel,
   less the edge beside a face mask the person keeps (that step is the mask's own);
 - sharpness: mean |Laplacian| of the changed region over that of the rest of the face (its mask left out);
+
+  the pixels other faces' changes reached (a neighbour's mosaic, another new face) are left out of all three: they
+  are neither this person's skin nor this face's seam;
 - landmarks: dlib's 68 points fitted on the result, their RMS distance (in eye
   distances, after a similarity fit) from the mean shape of the real faces.
 
@@ -21,7 +24,9 @@ test photos that wears no mask, at least `MIN_FACE_PX` wide and not turned to
 profile, measured the same way, with the very region the changed face was given
 laid on it in face coordinates. So each changed face has its own range: a region
 above a face mask is compared with the same band of real faces, a whole-face
-region with whole faces. The range is their central 95% (2.5th to 97.5th
+region with whole faces. A face whose mask stays (replace mode) is also compared
+with the real masked faces, above their own masks: most masked faces are in crowd
+photos, softer and lower in contrast than the bare portraits. The range is their central 95% (2.5th to 97.5th
 percentile); for colour, seam and landmarks only the upper end counts (less is
 never less real). In replace mode each face's original is measured with its result's
 region too: the count of originals inside their ranges shows the bench's own false alarms,
@@ -54,7 +59,6 @@ from pipeline.face.crop import MIN_FACE_PX  # noqa: E402
 from pipeline.face.colour import to_lab  # noqa: E402
 from pipeline.face.landmarks import LEFT_EYE, RIGHT_EYE, dlib_box_from_five, eye_ratio, find_landmarks68  # noqa: E402
 from pipeline.face.covering import FaceFrame, covering_in_crop, face_frame, find_covering, reference_skin  # noqa: E402
-from pipeline.types import MASKED_THRESHOLD  # noqa: E402
 from pipeline.regions import face_bounds, face_scale  # noqa: E402
 from tests.helpers import DATA, cached_models, photo_rgb  # noqa: E402
 
@@ -66,6 +70,7 @@ FACE_AREA = (1.15, 0.45, 1.35)  # the face: an ellipse in (u, v), half-width, ce
 WIDE_FACE_PX = 40  # faces at least this wide should be changed, not blurred (issue 14's line)
 STEP_RADIUS = 0.08  # the seam's colours are averaged this far either side of the edge (eye-to-mouth distances)
 SKIN_PERCENTILES = (25, 90)  # a region's skin: its pixels between these lightness percentiles
+MIN_CHANGE = 0.05  # a pixel another face's paste mask reaches above this is that face's change, not this one's
 
 
 @dataclass
@@ -123,17 +128,18 @@ def skin_lab(lab: np.ndarray, region: np.ndarray) -> np.ndarray | None:
     return np.median(values[(values[:, 0] >= low) & (values[:, 0] <= high)], axis=0)
 
 
-def measure(face: FaceView, region: np.ndarray, covered: np.ndarray | None = None) -> dict[str, float]:
-    """Colour, seam and sharpness of `region` (bool, over the face's crop) against the rest of the face, less the
-    face mask the person wears (`covered`, bool, or None): a mask is not the person's own skin."""
+def measure(face: FaceView, region: np.ndarray, excluded: np.ndarray | None = None) -> dict[str, float]:
+    """Colour, seam and sharpness of `region` (bool, over the face's crop) against the rest of the face, less
+    `excluded` (bool, or None): the face mask the person wears, which is not their skin, and what other faces'
+    changes reached."""
     lab = to_lab(face.shown)
     area = face_area(face)
     reach = max(2, int(round(STEP_RADIUS * face.eye_to_mouth)))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     inside = region & area
     rest = area & ~cv2.dilate(region.astype(np.uint8), disc).astype(bool)
-    if covered is not None:
-        rest &= ~covered
+    if excluded is not None:
+        rest &= ~excluded
     # The person's own skin: where masks never reach (between the eyes, the lower forehead) when the mode left it,
     # else the rest of the face (replace mode changes the whole face).
     frame = FaceFrame(face.u, face.v, face.eye_to_mouth)
@@ -143,8 +149,8 @@ def measure(face: FaceView, region: np.ndarray, covered: np.ndarray | None = Non
     # Seam: on each edge pixel, the mean colour within `reach` inside the region against the mean outside it.
     region_f = region.astype(np.float32)
     edge = (region & ~cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)) & area
-    if covered is not None:  # beside the face mask the step is the mask's own edge, the original's too
-        edge &= ~cv2.dilate(covered.astype(np.uint8), disc).astype(bool)
+    if excluded is not None:  # beside the face mask the step is the mask's own edge, the original's too
+        edge &= ~cv2.dilate(excluded.astype(np.uint8), disc).astype(bool)
     sigma = reach / 2
     means = []
     for weights in (region_f, 1.0 - region_f):
@@ -182,11 +188,21 @@ def shape_distance(points: np.ndarray, mean_shape: np.ndarray) -> float:
 
 
 @dataclass
+class Real:
+    """An unchanged face the ranges are taken from."""
+
+    face: FaceView
+    points: np.ndarray  # dlib's 68
+    covered: np.ndarray | None  # its face mask (bool over its crop), None on a bare face
+
+
+@dataclass
 class Changed:
     photo: str
     number: int
     face: FaceView
     region: np.ndarray  # bool over the face's crop
+    keeps_mask: bool  # a face mask stays, and the region is the face above it
     points: np.ndarray  # dlib's 68 on the result
     values: dict
     original: dict | None  # the unchanged face measured with the same region (replace mode only)
@@ -206,7 +222,7 @@ def recorded_paste_masks(masks: list) -> None:
 
 
 def run_mode(mode: str, photos: list[str], models, predictor, masks: list, save: Path | None):
-    """Changed faces, real faces (the bare ones of every photo) and report counts for one mode."""
+    """Changed faces, real faces (the frontal ones of every photo, bare or masked) and report counts for one mode."""
     changed, real, counts = [], [], {"changed": 0, "blurred": 0, "left": 0, "wide": 0, "wide_changed": 0}
     for name in photos:
         image = photo_rgb(name)
@@ -219,8 +235,10 @@ def run_mode(mode: str, photos: list[str], models, predictor, masks: list, save:
         for face in faces:
             report = by_number.get(face.number)
             frontal = face_scale(face) >= MIN_FACE_PX and eye_ratio(np.asarray(face.landmarks)) >= MIN_EYE_RATIO
-            if face.mask is not None and face.mask < MASKED_THRESHOLD and frontal:
-                real.append((view(image, image, face), find_landmarks68(predictor, image, dlib_box_from_five(face.landmarks))))
+            if face.mask is not None and frontal:
+                unchanged = view(image, image, face)
+                covered = worn_mask(image, face, unchanged) if face.wears_mask else None
+                real.append(Real(unchanged, find_landmarks68(predictor, image, dlib_box_from_five(face.landmarks)), covered))
             if report is None:
                 continue
             if face.width >= WIDE_FACE_PX and report.mode in (mode, "blur"):
@@ -234,13 +252,17 @@ def run_mode(mode: str, photos: list[str], models, predictor, masks: list, save:
                 x1, y1, x2, y2 = seen.bounds
                 region = pasted[face.number][y1:y2, x1:x2] >= 0.5
                 points = find_landmarks68(predictor, result, dlib_box_from_five(face.landmarks))
-                covered = worn_mask(image, face, seen) if face.wears_mask else None
+                others = np.max([m for n, m in pasted.items() if n != face.number] or [np.zeros(image.shape[:2])], axis=0)
+                excluded = others[y1:y2, x1:x2] > MIN_CHANGE
+                if face.wears_mask:
+                    excluded |= worn_mask(image, face, seen)
                 original, original_points = None, None
                 if mode == "replace":  # unmask's region on the original is the face mask itself
-                    original = measure(view(image, image, face), region, covered)
+                    original = measure(view(image, image, face), region, excluded)
                     original_points = find_landmarks68(predictor, image, dlib_box_from_five(face.landmarks))
+                keeps_mask = mode == "replace" and face.wears_mask
                 changed.append(Changed(
-                    name, face.number, seen, region, points, measure(seen, region, covered), original, original_points
+                    name, face.number, seen, region, keeps_mask, points, measure(seen, region, excluded), original, original_points
                 ))
                 if save is not None:
                     pair = np.hstack([seen.original, seen.shown])
@@ -249,6 +271,14 @@ def run_mode(mode: str, photos: list[str], models, predictor, masks: list, save:
             elif not report.reason.startswith("no mask"):
                 counts["left"] += 1
     return changed, real, counts
+
+
+def real_values_of(real: Real, grid: np.ndarray, mean_shape: np.ndarray) -> dict[str, float]:
+    """A real face measured with a changed face's region (from the grid), less its own face mask."""
+    region = from_grid(grid, real.face)
+    if real.covered is not None:
+        region &= ~real.covered
+    return measure(real.face, region, real.covered) | {"landmarks": shape_distance(real.points, mean_shape)}
 
 
 def real_range(values: list[dict]) -> dict[str, tuple[float, float]]:
@@ -271,14 +301,16 @@ def report(mode: str, changed: list[Changed], real: list, counts: dict) -> None:
     print(f"  faces {WIDE_FACE_PX} px or wider (detector box): {counts['wide_changed']}/{counts['wide']} changed, not blurred")
     if not changed:
         return
-    mean_shape = np.mean([normalised_shape(points) for _, points in real], axis=0)
-    real_shapes = [shape_distance(points, mean_shape) for _, points in real]
-    print(f"real-face ranges from {len(real)} bare faces, each measured with every changed face's region")
+    bare = [r for r in real if r.covered is None]
+    mean_shape = np.mean([normalised_shape(r.points) for r in bare], axis=0)
+    masked_too = f" (and {len(real) - len(bare)} masked ones for faces whose mask stays)" if any(c.keeps_mask for c in changed) else ""
+    print(f"real-face ranges from {len(bare)} bare faces{masked_too}, each measured with every changed face's region")
     print(f"  {'photo':34s} face  {'colour':>7s} {'seam':>6s} {'sharp':>6s} {'lmk':>6s}  outside  (original outside)  [outside, own original taken in]  range")
     passes, passes_with_own, originals, originals_inside, broken = [], [], 0, 0, 0
     for c in changed:
         grid = to_grid(c.region, c.face)
-        real_values = [measure(face, from_grid(grid, face)) | {"landmarks": lmk} for (face, _), lmk in zip(real, real_shapes)]
+        references = real if c.keeps_mask else bare
+        real_values = [real_values_of(r, grid, mean_shape) for r in references]
         ranges = real_range(real_values)
         c.values["landmarks"] = shape_distance(c.points, mean_shape)
         flags = inside(c.values, ranges)

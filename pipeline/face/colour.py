@@ -3,6 +3,7 @@
 - `transfer_colour`: LAB chroma scaled to the mean of the target's visible skin; lightness
   follows the target's low-frequency shading (the ratio of blurred lightness), so
   the light's direction and falloff are the target's, the fine detail the donor's.
+- `edge_matched_light`: along the paste's edge, the target's own low-frequency colour, fading out inside.
 - `darkened_eyes`: a new face's irises as dark against its skin as the person's own, and of their colour.
 - `match_sharpness`: the donor is brought down to the target's resolution and blur,
   and gets the target's grain, so a sharp face never sits in a soft photo.
@@ -23,6 +24,7 @@ IRIS_SHARE = 0.4  # the darkest share of an eye's pixels taken for its iris and 
 MIN_EYE_PIXELS = 12  # fewer eye (or skin) pixels than this tell nothing of an eye's darkness
 MAX_EYE_DARKENING = 1.6  # a new face's eyes are made at most this much darker against its skin (`darkened_eyes`)
 BLUR_STEPS = (0.0, 0.5, 0.8, 1.2, 1.7, 2.4)  # candidate Gaussian sigmas, in target pixels
+EDGE_LIGHT_DEPTH = 0.12  # `edge_matched_light` fades out this far inside the paste's edge (fraction of the face size)
 
 
 def masked_stats(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +83,30 @@ def transfer_colour(
     shading = masked_blur(target_lab[..., 0], target_skin, sigma) / max(target_mean[0], 1.0)
     out[..., 0] = np.clip(lightness * np.clip(shading, 0.5, 1.6), 0, 100)
     return from_lab(out)
+
+
+def edge_matched_light(
+    new: np.ndarray, target: np.ndarray, mask: np.ndarray, features: np.ndarray, face_size: float, beside: np.ndarray | None = None
+) -> np.ndarray:
+    """`new` (h×w×3 uint8) carried to the target's own low-frequency colour along the edge of `mask` (h×w, where it is
+    pasted), fading to nothing `EDGE_LIGHT_DEPTH` of the face size inside, and little over `features` (h×w weights);
+    not along an edge `beside` (h×w weights, or None) what stays in front of the face, a face mask: that step is the mask's.
+
+    The light transfer follows the target's shading at the scale of the whole face: a shadow under the hair or at a
+    cheek's edge stayed lit on the new face, and its edge showed as a step (a gradient-domain blend's job, done
+    where the step is). Beside a face mask the person's own skin under the eyes came back, and with it too much of
+    who they are (masked faces failed the anonymity check).
+    """
+    depth = max(2.0, EDGE_LIGHT_DEPTH * face_size)
+    inner = (mask >= 0.5) if beside is None else (mask >= 0.5) | (beside > 0.5)
+    inner = inner.astype(np.uint8)
+    inward = cv2.distanceTransform(inner, cv2.DIST_L2, 3)
+    features = cv2.GaussianBlur(np.clip(features, 0.0, 1.0).astype(np.float32), (0, 0), depth / 2)
+    fade = np.clip(1.0 - inward / depth, 0.0, 1.0) * (mask > 0) * (1.0 - features)
+    ring = ((mask > 0.1) & (inward < 2 * depth)).astype(np.float32)
+    difference = target.astype(np.float32) - new.astype(np.float32)
+    offset = np.stack([masked_blur(difference[..., c], ring, depth / 2) for c in range(3)], axis=-1)
+    return np.clip(new + fade[..., None] * offset, 0, 255).astype(np.uint8)
 
 
 def iris_colour(lab: np.ndarray, eyes: np.ndarray, skin: np.ndarray) -> tuple[float, float, np.ndarray] | None:

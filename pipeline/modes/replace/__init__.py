@@ -21,7 +21,8 @@ the choice is logged once and named in each replaced face's report):
    (`expression`: closed and downcast eyes stay so, a straight mouth gets no
    grin's teeth), pulled towards the target's where the warp would
    fold (`warp.donor_layout`, `warp.unfolded_layout`, `warp.warp_piecewise`);
-   give it the target's colour and light (`face.colour`), its irises the person's own darkness and colour
+   give it the target's colour and light (`face.colour`; along its edge the target's own, `edge_matched_light`),
+   its irises the person's own darkness and colour
    (`colour.darkened_eyes`), then, in the photo's own pixels, the
    person's own detail and the photo's grain (`face.texture`);
 4. mask = feathered, eroded face region, raised to 1 over the features of both
@@ -55,7 +56,7 @@ import numpy as np
 
 from pipeline.align import compose, transform_points
 from pipeline.face.blur import blur_face
-from pipeline.face.colour import darkened_eyes, skin_visibility, to_lab, transfer_colour
+from pipeline.face.colour import darkened_eyes, edge_matched_light, skin_visibility, to_lab, transfer_colour
 from pipeline.face.covering import covering_in_crop, find_covering
 from pipeline.face.crop import MAX_YAW, MIN_EYE_RATIO, MIN_FACE_PX, PreparedFace, prepare_face
 from pipeline.face.texture import in_photo_pixels, matched_detail, photo_region
@@ -79,6 +80,7 @@ MIN_VISIBLE_SKIN = 0.55  # less visible skin than this in the face region (aroun
 MIN_UNMASKED_SKIN = 0.1  # a face mask leaving less of the face's skin than this leaves too little to replace
 ERODE = 0.05  # the face region is shrunk by this fraction of the face size ...
 FEATHER = 0.06  # ... and its edge softened over this fraction
+FEATURE_GROW = 0.03  # eyes, brows and lips are taken this fraction of the face size beyond their outline (never skin)
 FEATURE_MARGIN = 0.06  # the features' cover reaches this fraction of the face size beyond their outline
 MASK_RIM = 0.04  # a face mask's pixels are grown by this fraction of the face size before they are kept
 CORE = 0.9  # new pixels' detail is matched to the person's own where the mask is above this
@@ -175,7 +177,11 @@ class ScreenedFace:
     visible: np.ndarray  # where the face itself shows (its skin and features), not something in front of it
     region: np.ndarray  # the whole face region, where sharpness is compared
     descriptor: np.ndarray  # dlib descriptor of the original
-    masked: bool  # wears a face mask, which stays (only the face above it is replaced)
+    mask_cover: np.ndarray | None  # the face mask it wears, which stays (only the face above it is replaced); None without
+
+    @property
+    def masked(self) -> bool:
+        return self.mask_cover is not None
 
 
 @dataclass
@@ -271,7 +277,7 @@ class ReplaceChanger:
             return self.fall_back(face, "turned too far from the camera for a reliable fit")
         shape = crop.shape[:2]
         region = fill_polygon(shape, face_outline(points))
-        features_mask = feature_mask(shape, points, grow_px=0.03 * face_px)
+        features_mask = feature_mask(shape, points, grow_px=FEATURE_GROW * face_px)
         band = eye_band(shape, points)
         mask_cover = face_mask_cover(self.image, face, prepared)
         if mask_cover is not None and eye_ratio(np.asarray(face.landmarks)) < MIN_EYE_RATIO:
@@ -310,7 +316,7 @@ class ReplaceChanger:
         descriptor = describe_face(self.resources.recognizer, crop, points)
         return ScreenedFace(
             face, prepared, target, blend_mask(region, visible, face_px), skin_area, skin_area * visible, visible, region, descriptor,
-            masked=mask_cover is not None,
+            mask_cover,
         )
 
     def apply(self, face: Face) -> ModeOutput:
@@ -360,6 +366,8 @@ class ReplaceChanger:
             eye_band(shape, layout) * screened.skin_area, eye_band(shape, prepared.points) * screened.target_skin,
         )
         mask = cover_features(screened.mask, screened.visible, face_px, prepared.points, layout)
+        features = np.maximum(*(feature_mask(shape, points, FEATURE_GROW * face_px) for points in (prepared.points, layout)))
+        coloured = edge_matched_light(coloured, crop, screened.mask, features, face_px, screened.mask_cover)
         return coloured, layout, mask
 
     def finished(self, new: np.ndarray, mask: np.ndarray, screened: ScreenedFace) -> ModeOutput:
