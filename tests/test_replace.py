@@ -153,6 +153,18 @@ def test_no_donor_is_painted_over_a_face_mask():
         assert screened.mask[covered].max() < 0.05, f"face {face.number}: donor pixels over its mask"
 
 
+def test_a_masked_face_under_a_cap_is_replaced_though_dlibs_points_collapse_onto_the_mask():
+    # dlib fitted her whole face onto the mask, eyes on its top edge: the eye band measured no skin, and a plainly
+    # visible face 96 px wide was blurred as "too covered".
+    image, faces, result, reports = replaced("kagglemask_maksssksksss148.jpg")
+    face = next(f for f in faces if f.number == 5)
+    assert face.wears_mask and face.width >= 90
+    assert reports[5].mode == "replace", reports[5].reason
+    (left_x, left_y), (right_x, right_y) = np.round(face.landmarks[:2]).astype(int)
+    eyes = np.s_[min(left_y, right_y) - 6 : max(left_y, right_y) + 6, left_x - 10 : right_x + 10]
+    assert np.abs(result[eyes].astype(int) - image[eyes]).mean() > 10  # new eyes, not the old ones blurred or kept
+
+
 def test_masked_faces_get_a_new_face_above_the_mask_and_keep_the_mask():
     # Every masked face was blurred as "too covered": in a masked crowd, replace mode was blur mode.
     checked = 0

@@ -101,18 +101,26 @@ def five_from_68(points: np.ndarray) -> np.ndarray:
     return np.array([points[LEFT_EYE].mean(axis=0), points[RIGHT_EYE].mean(axis=0), points[30], points[48], points[54]])
 
 
+def eye_to_mouth(five: np.ndarray) -> float:
+    """Distance from the eyes' midpoint to the mouth's in five points (never 0): the face's size that pose leaves alone."""
+    five = np.asarray(five, dtype=np.float64)
+    return max(1e-6, float(np.hypot(*(five[3:].mean(axis=0) - five[:2].mean(axis=0)))))
+
+
 def landmark_disagreement(points68: np.ndarray, five: np.ndarray) -> float:
     """Mean distance between dlib's five points and the detector's, in eye-to-mouth distances."""
-    five = np.asarray(five, dtype=np.float64)
-    eye_to_mouth = max(1e-6, float(np.hypot(*(five[3:].mean(axis=0) - five[:2].mean(axis=0)))))
-    return float(np.hypot(*(five_from_68(points68) - five).T).mean() / eye_to_mouth)
+    return float(np.hypot(*(five_from_68(points68) - five).T).mean() / eye_to_mouth(five))
+
+
+def eye_disagreement(points68: np.ndarray, five: np.ndarray) -> float:
+    """Mean distance between dlib's eye centres and the detector's, in eye-to-mouth distances."""
+    return float(np.hypot(*(five_from_68(points68)[:2] - np.asarray(five)[:2]).T).mean() / eye_to_mouth(five))
 
 
 def eye_ratio(five: np.ndarray) -> float:
     """Eye distance / eye-to-mouth distance of five points: about 1 frontal, towards 0 in profile."""
     five = np.asarray(five, dtype=np.float64)
-    eye_to_mouth = max(1e-6, float(np.hypot(*(five[3:].mean(axis=0) - five[:2].mean(axis=0)))))
-    return float(np.hypot(*(five[1] - five[0])) / eye_to_mouth)
+    return float(np.hypot(*(five[1] - five[0])) / eye_to_mouth(five))
 
 
 def mirror_landmarks(points: np.ndarray, width: int) -> np.ndarray:

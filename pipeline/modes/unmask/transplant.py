@@ -12,7 +12,9 @@ import numpy as np
 
 from pipeline.align import transform_points
 from pipeline.face.colour import from_lab, to_lab, transfer_colour
-from pipeline.face.landmarks import BROWS, JAW, LEFT_EYE, RIGHT_EYE, face_outline, feature_mask, fill_polygon, five_from_68
+from pipeline.face.landmarks import (
+    BROWS, JAW, LEFT_EYE, RIGHT_EYE, eye_disagreement, face_outline, feature_mask, fill_polygon, five_from_68,
+)
 from pipeline.face.covering import face_frame, skin_distance
 
 VISIBLE = BROWS + LEFT_EYE + RIGHT_EYE  # the 68-point landmarks a face mask never hides
@@ -93,13 +95,6 @@ def limit_to_head(affine: np.ndarray, donor_points: np.ndarray, target_points: n
     eyes = donor_points[LEFT_EYE + RIGHT_EYE].mean(axis=0)
     placed = affine[:, :2] @ eyes + affine[:, 2]
     return np.hstack([linear, (placed - linear @ eyes)[:, None]])
-
-
-def eye_disagreement(points: np.ndarray, five: np.ndarray) -> float:
-    """Mean distance between dlib's eye centres and the detector's, in eye-to-mouth distances."""
-    five = np.asarray(five, dtype=np.float64)
-    eye_to_mouth = max(1e-6, float(np.hypot(*(five[3:].mean(axis=0) - five[:2].mean(axis=0)))))
-    return float(np.hypot(*(five_from_68(points)[:2] - five[:2]).T).mean() / eye_to_mouth)
 
 
 def render_lower_face(
