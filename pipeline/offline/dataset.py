@@ -25,7 +25,7 @@ from pipeline.detection import detect_faces
 from pipeline.errors import PhotoError
 from pipeline.imageio import load_photo
 from pipeline.face.landmarks import (
-    dlib_box_from_five, eye_ratio, face_features, find_landmarks68, landmark_disagreement,
+    dlib_box_from_five, eye_ratio, eye_to_mouth, face_features, find_landmarks68, landmark_disagreement,
 )
 from pipeline.face.pool import MAX_DISAGREEMENT, MIN_EYE_RATIO
 from pipeline.face.covering import mask_probability
@@ -100,8 +100,7 @@ def collect_faces(folder: Path, models, predictor, size: int = TRAIN_SIZE, limit
         detections = detect_faces(image, models.detector, settings.detection_max_side, settings.detection_score, upscale_below=0)
         for index in range(len(detections)):
             five = detections.landmarks[index]
-            eye_to_mouth = float(np.hypot(*(five[3:].mean(axis=0) - five[:2].mean(axis=0))))
-            if eye_to_mouth < MIN_EYE_TO_MOUTH_PX:
+            if eye_to_mouth(five) < MIN_EYE_TO_MOUTH_PX:
                 skipped["too small"] += 1
             elif eye_ratio(five) < MIN_EYE_RATIO:
                 skipped["profile"] += 1

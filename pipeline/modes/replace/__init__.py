@@ -54,7 +54,7 @@ from itertools import zip_longest
 import cv2
 import numpy as np
 
-from pipeline.align import compose, transform_points
+from pipeline.align import compose, estimate_similarity, transform_points
 from pipeline.face.blur import blur_face
 from pipeline.face.colour import darkened_eyes, edge_matched_light, skin_visibility, to_lab, transfer_colour
 from pipeline.face.covering import covering_in_crop, find_covering
@@ -64,8 +64,8 @@ from pipeline.face.donors import Candidate, Target, beard, donor_label, facial_h
 from pipeline.modes.replace.expression import matched_expression
 from pipeline.modes.replace.identity import IdentityCheck, closest_distance, closest_similarity, describe_face, descriptor_distance
 from pipeline.face.landmarks import (
-    LEFT_EYE, RIGHT_EYE, eye_band, eye_disagreement, eye_ratio, face_features, face_outline, feature_mask, fill_polygon, five_from_68,
-    landmark_disagreement,
+    LEFT_EYE, RIGHT_EYE, eye_band, eye_disagreement, eye_ratio, eye_to_mouth, face_features, face_outline, feature_mask,
+    fill_polygon, five_from_68, landmark_disagreement,
 )
 from pipeline.modes.replace.turn import turned_donor
 from pipeline.modes.replace.warp import donor_layout, unfolded_layout, warp_piecewise
@@ -155,12 +155,8 @@ def eyes_held_to_detector(prepared: PreparedFace, five: np.ndarray) -> PreparedF
     """
     if eye_disagreement(prepared.points, five) <= MAX_MASKED_EYE_OFFSET:
         return prepared
-    own = five_from_68(prepared.points)[:2]
-    # The similarity taking one pair of points onto another, as complex numbers: z -> a + (z - b) * c.
-    start, end = own[:, 0] + 1j * own[:, 1], five[:2, 0] + 1j * five[:2, 1]
-    factor = (end[1] - end[0]) / (start[1] - start[0])
-    moved = end[0] + (prepared.points[:, 0] + 1j * prepared.points[:, 1] - start[0]) * factor
-    return with_fields(prepared, points=np.stack([moved.real, moved.imag], axis=1))
+    onto_eyes = estimate_similarity(five_from_68(prepared.points)[:2], five[:2])  # exact for two points
+    return with_fields(prepared, points=transform_points(prepared.points, onto_eyes))
 
 
 def eyes_mask(shape: tuple[int, int], points: np.ndarray, face_px: float) -> np.ndarray:
@@ -456,7 +452,7 @@ class ReplaceChanger:
         bounds_to_crop = compose(matrix, translation(*bounds[:2]))
         region = cv2.warpAffine(face_mask(face, bounds, feather=0), bounds_to_crop, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
         five = transform_points(face.landmarks, matrix)
-        face_px = float(np.hypot(*(five[3:].mean(axis=0) - five[:2].mean(axis=0))))
+        face_px = eye_to_mouth(five)
         return SwapJob(screened, crop, matrix, work_to_crop, region, face_px)
 
     def reserve_next_donor(self, job: SwapJob) -> bool:

@@ -61,7 +61,7 @@ from pipeline.face.covering import (
 )
 from pipeline.face.crop import MAX_YAW, MIN_EYE_RATIO, MIN_FACE_PX, PreparedFace, prepare_face, sample_matrix
 from pipeline.face.donors import Donor, Target, donor_label, load_donor, median_skin_lab, rank_donors
-from pipeline.face.landmarks import eye_band, eye_ratio, face_features, five_from_68
+from pipeline.face.landmarks import eye_band, eye_ratio, eye_to_mouth, face_features, five_from_68
 from pipeline.modes.unmask.inpaint import UnmaskNetworks, holes_from_probabilities, inpaint_face, predict_masks
 from pipeline.modes.unmask.transplant import (
     face_sides, filled_covering, grown_covering, membrane_join, render_lower_face, unmask_blend_mask,
@@ -166,9 +166,8 @@ class UnmaskChanger:
         """Whether a larger (nearer) face's box covers much of this face's lower face: what looks like its mask there
         is the other person's hair or face, and a new lower face would be painted over them."""
         points = np.asarray(face.landmarks, dtype=np.float64)
-        eye_to_mouth = float(np.hypot(*(points[3:].mean(axis=0) - points[:2].mean(axis=0))))
         x1, x2 = points[:, 0].min(), points[:, 0].max()
-        y1, y2 = points[2, 1], points[3:, 1].mean() + CHIN_DEPTH * eye_to_mouth
+        y1, y2 = points[2, 1], points[3:, 1].mean() + CHIN_DEPTH * eye_to_mouth(points)
         area = max((x2 - x1) * (y2 - y1), 1e-6)
         for other in self.faces:
             if other.number == face.number or face_scale(other) <= face_scale(face):
