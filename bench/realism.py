@@ -235,9 +235,9 @@ def run_mode(mode: str, photos: list[str], models, predictor, masks: list, save:
         for face in faces:
             report = by_number.get(face.number)
             frontal = face_scale(face) >= MIN_FACE_PX and eye_ratio(np.asarray(face.landmarks)) >= MIN_EYE_RATIO
+            unchanged = view(image, image, face)
+            covered = worn_mask(image, face, unchanged) if face.wears_mask else None  # the same pixels on the result
             if face.mask is not None and frontal:
-                unchanged = view(image, image, face)
-                covered = worn_mask(image, face, unchanged) if face.wears_mask else None
                 real.append(Real(unchanged, find_landmarks68(predictor, image, dlib_box_from_five(face.landmarks)), covered))
             if report is None:
                 continue
@@ -254,11 +254,11 @@ def run_mode(mode: str, photos: list[str], models, predictor, masks: list, save:
                 points = find_landmarks68(predictor, result, dlib_box_from_five(face.landmarks))
                 others = np.max([m for n, m in pasted.items() if n != face.number] or [np.zeros(image.shape[:2])], axis=0)
                 excluded = others[y1:y2, x1:x2] > MIN_CHANGE
-                if face.wears_mask:
-                    excluded |= worn_mask(image, face, seen)
+                if covered is not None:
+                    excluded |= covered
                 original, original_points = None, None
                 if mode == "replace":  # unmask's region on the original is the face mask itself
-                    original = measure(view(image, image, face), region, excluded)
+                    original = measure(unchanged, region, excluded)
                     original_points = find_landmarks68(predictor, image, dlib_box_from_five(face.landmarks))
                 keeps_mask = mode == "replace" and face.wears_mask
                 changed.append(Changed(
